@@ -1,0 +1,25 @@
+"""keras_cnnclassics: the classic CNNs of CS231n lecture 9 for Keras 3.
+
+Public API: one constructor per model (``VGG16``, ``AlexNet``, ...), the
+registry (``list_models``, ``get_model``, ``model_info``) and the tools built on
+it. Everything runs on the TensorFlow, JAX and PyTorch backends.
+"""
+
+from keras_cnnclassics.models import *  # noqa: F401,F403
+from keras_cnnclassics.models import __dict__ as _models_namespace
+from keras_cnnclassics.counting import count_params
+from keras_cnnclassics.features import feature_extractor, feature_info
+from keras_cnnclassics.registry import get_model, list_models, model_info
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "count_params",
+    "feature_extractor",
+    "feature_info",
+    "get_model",
+    "list_models",
+    "model_info",
+] + sorted(
+    name for name in _models_namespace if name[:1].isupper()
+)

@@ -1,0 +1,288 @@
+"""The keras.applications constructor contract, implemented once for every model.
+
+Every public constructor (``VGG16``, ``ResNet50``, ...) is made by
+:func:`make_constructor` and ends in :func:`build_model`, which
+
+1. validates the common arguments (``weights``, ``pooling``, ``classes``, ...),
+2. resolves and validates ``input_shape`` against the architecture's minimum
+   input size *before any layer is built*,
+3. creates the input (or wraps ``input_tensor``),
+4. calls the family builder, which returns the network's output tensor(s),
+5. names the model and loads ``weights`` from a local file with a clear error
+   when the file does not fit (:mod:`keras_cnnclassics.weights`).
+
+Argument meanings follow ``keras.applications`` (e.g. ``keras.applications.ResNet50``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import os
+
+import keras
+
+from keras_cnnclassics import weights as weights_lib
+
+POOLING_CHOICES = (None, "avg", "max")
+WEIGHT_SUFFIXES = (".weights.h5", ".keras", ".h5")
+
+
+def channels_last() -> bool:
+    """True when Keras is configured for NHWC images (the default)."""
+    return keras.config.image_data_format() == "channels_last"
+
+
+def to_data_format(shape_hwc):
+    """Turn an ``(H, W, C)`` shape into the configured data format's order."""
+    h, w, c = shape_hwc
+    return (h, w, c) if channels_last() else (c, h, w)
+
+
+def _spatial_and_channels(shape):
+    if channels_last():
+        return shape[:2], shape[2]
+    return shape[1:], shape[0]
+
+
+def resolve_input_shape(spec, input_shape, include_top, min_size):
+    """Validate ``input_shape`` (or choose the default) for ``spec``.
+
+    Rules: rank 3 in the configured data format; channels a positive int;
+    height/width None (only where the top ends in global pooling or
+    ``include_top=False``) or integers >= ``min_size``; models whose top
+    flattens a fixed-size map take exactly their default spatial size.
+    """
+    default = to_data_format(spec.input_shape)
+    if input_shape is None:
+        return default
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ValueError(
+            f"{spec.name}: input_shape must be a tuple of 3 integers "
+            f"{_layout()} such as {default}; got {input_shape!r}."
+        )
+    input_shape = tuple(input_shape)
+    (height, width), chans = _spatial_and_channels(input_shape)
+    if not _is_positive_int(chans):
+        raise ValueError(
+            f"{spec.name}: the channel axis of input_shape {input_shape} must be a "
+            f"positive integer (data format {keras.config.image_data_format()}, "
+            f"layout {_layout()}); e.g. {default}."
+        )
+    fixed = include_top and not spec.flexible_top
+    default_hw = _spatial_and_channels(default)[0]
+    if fixed and (height, width) != tuple(default_hw):
+        raise ValueError(
+            f"{spec.name}: include_top=True flattens a fixed-size feature map, so the "
+            f"input must be {default_hw[0]}x{default_hw[1]}; got {input_shape}. Pass "
+            "include_top=False for other sizes."
+        )
+    for size in (height, width):
+        if size is None:
+            continue
+        if not _is_positive_int(size):
+            raise ValueError(
+                f"{spec.name}: input height/width must be positive integers or None; "
+                f"got {input_shape}."
+            )
+        if size < min_size:
+            raise ValueError(
+                f"{spec.name}: input {input_shape} is too small; this network needs "
+                f"height and width >= {min_size} (default {default})."
+            )
+    return input_shape
+
+
+def _layout():
+    return "(height, width, channels)" if channels_last() else "(channels, height, width)"
+
+
+def _is_positive_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
+def _validate_common(spec, include_top, weights, pooling, classes, classifier_activation):
+    if not isinstance(include_top, bool):
+        raise ValueError(f"{spec.name}: include_top must be True or False; got {include_top!r}.")
+    if pooling not in POOLING_CHOICES:
+        raise ValueError(
+            f"{spec.name}: pooling must be None, 'avg' or 'max'; got {pooling!r}."
+        )
+    if not _is_positive_int(classes):
+        raise ValueError(f"{spec.name}: classes must be a positive integer; got {classes!r}.")
+    if classifier_activation is not None and not (
+        isinstance(classifier_activation, str) or callable(classifier_activation)
+    ):
+        raise ValueError(
+            f"{spec.name}: classifier_activation must be None, a name such as "
+            f"'softmax', or a callable; got {classifier_activation!r}."
+        )
+    if isinstance(classifier_activation, str):
+        try:
+            keras.activations.get(classifier_activation)
+        except ValueError as err:
+            raise ValueError(
+                f"{spec.name}: unknown classifier_activation {classifier_activation!r}."
+            ) from err
+    if weights is not None:
+        _validate_weights_path(spec, weights)
+
+
+def _validate_weights_path(spec, weights):
+    if isinstance(weights, str) and weights.lower() == "imagenet":
+        raise ValueError(
+            f"{spec.name}: weights='imagenet' cannot be downloaded by this package. "
+            "Convert a torchvision/timm checkpoint with `cnnclassics convert` and pass "
+            "the path of the resulting .weights.h5 file."
+        )
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            f"{spec.name}: weights must be None or the path of a local "
+            f"{'/'.join(WEIGHT_SUFFIXES)} file; got {weights!r}."
+        )
+    path = os.fspath(weights)
+    if not path.endswith(WEIGHT_SUFFIXES):
+        raise ValueError(
+            f"{spec.name}: weights file {path!r} must end in "
+            f"{', '.join(WEIGHT_SUFFIXES)}."
+        )
+    if not os.path.isfile(path):
+        raise ValueError(f"{spec.name}: weights file {path!r} does not exist.")
+
+
+def _resolve_options(spec, options):
+    """Merge the variant's fixed options with user options; reject unknown ones."""
+    params = inspect.signature(spec.builder).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    known = {
+        n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+    } - {"include_top", "classes", "classifier_activation", "pooling"}
+    unknown = sorted(set(options) - known)
+    if unknown and not accepts_any:
+        raise ValueError(
+            f"{spec.name}: unknown option(s) {', '.join(unknown)}; this family accepts "
+            f"{', '.join(sorted(known)) or 'no extra options'}."
+        )
+    return {**spec.options, **options}
+
+
+def build_model(
+    spec,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=None,
+    classifier_activation="softmax",
+    name=None,
+    **options,
+):
+    """Build ``spec`` following the keras.applications contract (see module doc).
+
+    With ``input_tensor`` the network is built as one nested model named ``name``
+    and applied to that tensor, so several copies (different ``name``) can share
+    an input in one graph without layer-name clashes.
+    """
+    classes = spec.default_classes if classes is None else classes
+    _validate_common(spec, include_top, weights, pooling, classes, classifier_activation)
+    options = _resolve_options(spec, options)
+    if input_tensor is not None and input_shape is None:
+        input_shape = tuple(input_tensor.shape[1:])
+    input_shape = resolve_input_shape(spec, input_shape, include_top, spec.min_size)
+    img_input = keras.Input(shape=input_shape)
+    outputs = spec.builder(
+        img_input,
+        include_top=include_top,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        pooling=pooling,
+        **options,
+    )
+    model = keras.Model(img_input, outputs, name=name or spec.name)
+    model._cnnclassics_name = spec.name  # lets feature_extractor/profile find the spec
+    if weights is not None:
+        weights_lib.load_weights(model, weights)
+    if input_tensor is None:
+        return model
+    if not keras.backend.is_keras_tensor(input_tensor):
+        input_tensor = keras.Input(tensor=input_tensor, shape=input_shape)
+    source = keras.utils.get_source_inputs(input_tensor)
+    return keras.Model(source, model(input_tensor), name=model.name)
+
+
+_CONSTRUCTOR_DOC = """{title}
+
+Reference: {paper}
+{notes}
+Args:
+    include_top: whether to include the classifier head.
+    weights: None (random initialisation) or the path of a local ``.weights.h5``,
+        ``.keras`` or legacy ``.h5`` file for this architecture (see
+        ``cnnclassics convert`` for torchvision/timm checkpoints).
+    input_tensor: optional Keras tensor to use as the model's input.
+    input_shape: optional shape tuple, {layout}; default {default}. Height and
+        width must be >= {min_size}.
+    pooling: None, "avg" or "max"; global pooling applied when
+        ``include_top=False``.
+    classes: number of classes of the head (default {classes}).
+    classifier_activation: activation of the head ("softmax", None for logits).
+    name: the model's name (default ``"{name}"``).
+    **family_options: options of the {family} family builder: {family_opts}.
+
+Returns:
+    A ``keras.Model`` with {params:,} parameters at the default settings{ref}.
+"""
+
+
+def make_constructor(spec, doc=None):
+    """A public constructor with the keras.applications signature for ``spec``."""
+
+    def constructor(
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=spec.default_classes,
+        classifier_activation="softmax",
+        name=None,
+        **family_options,
+    ):
+        return build_model(
+            spec,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            name=name,
+            **family_options,
+        )
+
+    builder_opts = [
+        n
+        for n, p in inspect.signature(spec.builder).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        and n not in ("include_top", "classes", "classifier_activation", "pooling")
+    ]
+    constructor.__name__ = constructor.__qualname__ = spec.constructor
+    constructor.__module__ = spec.builder.__module__
+    constructor.__doc__ = _CONSTRUCTOR_DOC.format(
+        title=doc or f"Instantiates the {spec.constructor} architecture.",
+        paper=spec.paper,
+        notes=(spec.notes + "\n") if spec.notes else "",
+        layout="(height, width, channels) for channels_last",
+        default=spec.input_shape,
+        min_size=spec.min_size,
+        classes=spec.default_classes,
+        name=spec.name,
+        family=spec.family,
+        family_opts=", ".join(builder_opts) or "none",
+        params=spec.params,
+        ref=f"; matches {spec.reference}" if spec.reference else "",
+    )
+    constructor.spec = spec
+    return constructor

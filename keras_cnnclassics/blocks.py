@@ -1,0 +1,159 @@
+"""Shared building blocks: convolutions, pooling and heads with PyTorch semantics.
+
+The families build their graphs from these helpers so that padding, BatchNorm
+constants and layer names match torchvision exactly (which is what makes weight
+conversion a per-layer copy):
+
+* PyTorch pads convolutions symmetrically. Keras ``padding="same"`` equals that
+  only for stride 1 and odd kernels; otherwise an explicit ``ZeroPadding2D`` and
+  a ``valid`` convolution are used.
+* BatchNorm uses PyTorch's ``eps=1e-5`` and momentum 0.1 (Keras momentum 0.9).
+* Max pooling reproduces ``padding`` and ``ceil_mode`` with -inf padding.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from keras_cnnclassics.layers import AdaptiveAveragePooling2D, PoolPadding2D
+
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+
+
+def channel_axis() -> int:
+    """Axis of the channels in the configured image data format."""
+    return -1 if keras.config.image_data_format() == "channels_last" else 1
+
+
+def channels_of(x) -> int:
+    """Static channel count of a 4-D image tensor."""
+    return int(x.shape[channel_axis()])
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def conv2d(
+    x,
+    filters,
+    kernel_size,
+    strides=1,
+    padding=0,
+    *,
+    name,
+    groups=1,
+    dilation=1,
+    use_bias=True,
+    activation=None,
+    kernel_initializer="he_normal",
+):
+    """``torch.nn.Conv2d(..., padding=padding)`` as Keras layers named ``name``."""
+    kernel, strides, padding = _pair(kernel_size), _pair(strides), _pair(padding)
+    same_is_symmetric = (
+        strides == (1, 1)
+        and dilation == 1
+        and all(k % 2 == 1 and p == (k - 1) // 2 for k, p in zip(kernel, padding))
+    )
+    mode = "valid"
+    if any(padding):
+        if same_is_symmetric:
+            mode = "same"
+        else:
+            x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    return layers.Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding=mode,
+        groups=groups,
+        dilation_rate=dilation,
+        use_bias=use_bias,
+        activation=activation,
+        kernel_initializer=kernel_initializer,
+        name=name,
+    )(x)
+
+
+def batch_norm(x, *, name, epsilon=BN_EPSILON):
+    """BatchNorm over the channel axis with PyTorch's constants."""
+    return layers.BatchNormalization(
+        axis=channel_axis(), epsilon=epsilon, momentum=BN_MOMENTUM, name=name
+    )(x)
+
+
+def relu(x, name):
+    return layers.ReLU(name=name)(x)
+
+
+def conv_bn_relu(x, filters, kernel_size, strides=1, padding=0, *, conv_name, bn_name, act_name=None, groups=1):
+    """conv (no bias) -> BN -> ReLU, the unit of VGG-BN, ResNet, DenseNet, Inception."""
+    x = conv2d(x, filters, kernel_size, strides, padding, name=conv_name, groups=groups, use_bias=False)
+    x = batch_norm(x, name=bn_name)
+    return relu(x, act_name or f"{conv_name}_relu")
+
+
+def max_pool2d(x, pool_size, strides=None, padding=0, *, name, ceil_mode=False):
+    """``torch.nn.MaxPool2d(pool_size, strides, padding, ceil_mode=...)`` exactly."""
+    pool_size = _pair(pool_size)
+    strides = _pair(strides if strides is not None else pool_size)
+    padding = _pair(padding)
+    extra = tuple(s - 1 if ceil_mode else 0 for s in strides)
+    pads = tuple((p, p + e) for p, e in zip(padding, extra))
+    if any(a or b for a, b in pads):
+        x = PoolPadding2D(pads, name=f"{name}_pad")(x)
+    return layers.MaxPooling2D(pool_size, strides, padding="valid", name=name)(x)
+
+
+def avg_pool2d(x, pool_size, strides=None, padding=0, *, name):
+    """``torch.nn.AvgPool2d`` with ``count_include_pad=True`` (its default)."""
+    padding = _pair(padding)
+    if any(padding):
+        x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    return layers.AveragePooling2D(_pair(pool_size), _pair(strides or pool_size), name=name)(x)
+
+
+def adaptive_avg_pool(x, output_size, *, name):
+    """``torch.nn.AdaptiveAvgPool2d``; omitted when the map already has that size."""
+    output_size = _pair(output_size)
+    spatial = x.shape[1:3] if channel_axis() == -1 else x.shape[2:4]
+    if tuple(spatial) == output_size:
+        return x
+    return AdaptiveAveragePooling2D(output_size, name=name)(x)
+
+
+def global_pool(x, pooling, *, name="global_pool"):
+    """keras.applications' ``pooling`` argument: None, "avg" or "max"."""
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=name)(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name=name)(x)
+    return x
+
+
+def classifier_output(x, classifier_activation, *, name="predictions"):
+    """The model's final activation, kept in float32 under mixed precision."""
+    return layers.Activation(classifier_activation or "linear", dtype="float32", name=name)(x)
+
+
+def dense(x, units, *, name, activation=None):
+    return layers.Dense(units, activation=activation, name=name)(x)
+
+
+def flatten_mlp_head(x, hidden, classes, classifier_activation, *, names, dropout=0.5, dropout_first=True):
+    """The AlexNet/VGG classifier: [dropout] FC-ReLU [dropout] FC-ReLU FC.
+
+    ``names`` holds the Dense layer names (torchvision's ``classifier.N``);
+    dropout before each hidden FC as in torchvision's AlexNet, after it as in VGG.
+    """
+    x = layers.Flatten(name="flatten")(x)
+    for i, (units, layer_name) in enumerate(zip(hidden, names)):
+        if dropout and dropout_first:
+            x = layers.Dropout(dropout, name=f"{layer_name}_dropout")(x)
+        x = dense(x, units, name=layer_name, activation="relu")
+        if dropout and not dropout_first:
+            x = layers.Dropout(dropout, name=f"{layer_name}_dropout")(x)
+    x = dense(x, classes, name=names[len(hidden)])
+    return classifier_output(x, classifier_activation)

@@ -1,0 +1,1 @@
+"""Subcommands of the ``cnnclassics`` command line (see :mod:`keras_cnnclassics.cli`)."""

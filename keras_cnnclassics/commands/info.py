@@ -1,0 +1,33 @@
+"""``cnnclassics info NAME``: a model's metadata, and with ``--build`` its measured size."""
+
+import json
+
+from keras_cnnclassics.registry import get_model, model_info
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("info", help="show a model's paper, parameters, input, reference")
+    parser.add_argument("name", help="registry name, e.g. alexnet")
+    parser.add_argument("--build", action="store_true", help="build the model and count its parameters")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    info = model_info(args.name)
+    if args.build:
+        from keras_cnnclassics.counting import count_params
+
+        model = get_model(args.name)
+        info["built_params"] = count_params(model)
+        info["layers"] = len(model.layers)
+        info["output_shape"] = tuple(model.output_shape)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > 9999:
+            value = f"{value:,}"
+        print(f"{key:<{width}}  {value}")
+    return 0

@@ -1,0 +1,247 @@
+"""Custom layers used by the model families, all serializable for ``.keras`` files.
+
+Every layer here is built from ``keras.ops`` only, so it runs on the TensorFlow,
+JAX and PyTorch backends and exports to ONNX/LiteRT.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+PACKAGE = "keras_cnnclassics"
+
+
+def _channel_axis():
+    return -1 if keras.config.image_data_format() == "channels_last" else 1
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LocalResponseNormalization(keras.layers.Layer):
+    """Cross-channel local response normalisation (Krizhevsky et al., 2012, sec. 3.3).
+
+    ``b_c = a_c / (k + alpha / size * sum_{c' in window(c)} a_{c'}^2) ** beta``,
+    the window being ``size`` neighbouring channels centred on ``c``. This is the
+    formula of ``torch.nn.LocalResponseNorm`` and Caffe's LRN (alpha divided by
+    ``size``); the paper's constants are size=5, alpha=1e-4, beta=0.75, k=2.
+    """
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"LRN size must be a positive integer; got {size!r}.")
+        self.size, self.alpha, self.beta, self.k = size, float(alpha), float(beta), float(k)
+
+    def call(self, inputs):
+        axis = _channel_axis() % len(inputs.shape)
+        squared = ops.square(inputs)
+        before, after = self.size // 2, (self.size - 1) // 2
+        pad = [[0, 0]] * len(inputs.shape)
+        pad[axis] = [before, after]
+        padded = ops.pad(squared, pad)
+        channels = inputs.shape[axis]
+        window = sum(
+            ops.take(padded, ops.arange(i, i + channels), axis=axis) for i in range(self.size)
+        )
+        scale = self.k + (self.alpha / self.size) * window
+        return inputs / ops.power(scale, self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "k": self.k,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DropPath(keras.layers.Layer):
+    """Stochastic depth: drop a whole residual branch per sample (Huang et al., 2016).
+
+    In training each sample's branch is zeroed with probability ``rate`` and the
+    survivors are scaled by ``1 / (1 - rate)``, so the expectation is unchanged
+    and inference is the identity (timm's ``DropPath`` convention).
+    """
+
+    def __init__(self, rate=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"DropPath rate must be in [0, 1); got {rate!r}.")
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0:
+            return inputs
+        keep = 1.0 - self.rate
+        shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        noise = keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype)
+        mask = ops.cast(noise < keep, inputs.dtype)
+        return inputs * mask / ops.cast(keep, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PoolPadding2D(keras.layers.Layer):
+    """Pad height/width with ``-inf`` so a following max pool ignores the border.
+
+    This reproduces PyTorch's ``MaxPool2d(padding=p, ceil_mode=...)`` exactly:
+    PyTorch never lets padded cells win the maximum, and ``ceil_mode=True`` is the
+    same as padding ``stride - 1`` extra cells at the bottom/right and pooling with
+    ``valid`` windows (Keras has no ceil mode). ``padding`` is
+    ``((top, bottom), (left, right))``.
+    """
+
+    def __init__(self, padding=((0, 0), (0, 0)), **kwargs):
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+
+    def _pad_width(self, rank):
+        spatial = list(self.padding)
+        if keras.config.image_data_format() == "channels_last":
+            return [[0, 0]] + [list(p) for p in spatial] + [[0, 0]] * (rank - 3)
+        return [[0, 0], [0, 0]] + [list(p) for p in spatial]
+
+    def call(self, inputs):
+        neg = float("-inf") if "float" in str(inputs.dtype) else inputs.dtype.min
+        return ops.pad(inputs, self._pad_width(len(inputs.shape)), constant_values=neg)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        width = self._pad_width(len(shape))
+        return tuple(
+            None if s is None else s + a + b for s, (a, b) in zip(shape, width)
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ConnectionTableConv2D(keras.layers.Layer):
+    """A convolution where output map ``j`` sees only the inputs listed in ``table[j]``.
+
+    LeNet-5's C3 layer (LeCun et al., 1998, Table I) connects its 16 maps to
+    subsets of S2's 6 maps, giving 60 connections of 5x5 weights plus 16 biases =
+    1,516 parameters. Only the used weights are stored (``kernel`` has shape
+    ``(kh, kw, connections)``); the dense kernel is assembled in ``call`` with
+    fixed one-hot placement matrices, so the layer runs and exports anywhere.
+    """
+
+    def __init__(self, table, kernel_size=5, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.table = tuple(tuple(int(i) for i in row) for row in table)
+        self.kernel_size = int(kernel_size)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        in_channels = int(input_shape[_channel_axis()])
+        pairs = [(i, j) for j, row in enumerate(self.table) for i in row]
+        if max(i for i, _ in pairs) >= in_channels:
+            raise ValueError(
+                f"{self.name}: connection table refers to input map "
+                f"{max(i for i, _ in pairs)} but the input has {in_channels} channels."
+            )
+        place_in = [[1.0 if i == c else 0.0 for c in range(in_channels)] for i, _ in pairs]
+        place_out = [[1.0 if j == c else 0.0 for c in range(len(self.table))] for _, j in pairs]
+        self._place_in = ops.convert_to_tensor(place_in)
+        self._place_out = ops.convert_to_tensor(place_out)
+        k = self.kernel_size
+        self.kernel = self.add_weight(
+            name="kernel", shape=(k, k, len(pairs)), initializer="glorot_uniform"
+        )
+        self.bias = self.add_weight(name="bias", shape=(len(self.table),), initializer="zeros")
+
+    def dense_kernel(self):
+        """The equivalent ``(kh, kw, in, out)`` kernel, zeros where not connected."""
+        place_in = ops.cast(self._place_in, self.kernel.dtype)
+        place_out = ops.cast(self._place_out, self.kernel.dtype)
+        return ops.einsum("hwc,ci,co->hwio", self.kernel, place_in, place_out)
+
+    def call(self, inputs):
+        kernel = ops.cast(self.dense_kernel(), inputs.dtype)
+        data_format = keras.config.image_data_format()
+        outputs = ops.conv(inputs, kernel, strides=1, padding="valid", data_format=data_format)
+        bias_shape = (1, 1, 1, -1) if data_format == "channels_last" else (1, -1, 1, 1)
+        outputs = outputs + ops.reshape(ops.cast(self.bias, outputs.dtype), bias_shape)
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        k = self.kernel_size - 1
+        if keras.config.image_data_format() == "channels_last":
+            n, h, w, _ = input_shape
+            return (n, None if h is None else h - k, None if w is None else w - k, len(self.table))
+        n, _, h, w = input_shape
+        return (n, len(self.table), None if h is None else h - k, None if w is None else w - k)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "table": self.table,
+            "kernel_size": self.kernel_size,
+            "activation": keras.activations.serialize(self.activation),
+        }
+
+
+def adaptive_pool_matrix(in_size, out_size):
+    """PyTorch's adaptive-average bins as an ``(out, in)`` averaging matrix.
+
+    Bin ``i`` covers ``[floor(i * in / out), ceil((i + 1) * in / out))``; when
+    ``in < out`` bins repeat input cells (upsampling), as in PyTorch.
+    """
+    rows = []
+    for i in range(out_size):
+        start = (i * in_size) // out_size
+        end = -(-((i + 1) * in_size) // out_size)
+        rows.append([1.0 / (end - start) if start <= j < end else 0.0 for j in range(in_size)])
+    return rows
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AdaptiveAveragePooling2D(keras.layers.Layer):
+    """``torch.nn.AdaptiveAvgPool2d`` exactly, for inputs with static height/width.
+
+    Computed as two small matrix products with PyTorch's bin matrices
+    (:func:`adaptive_pool_matrix`), which also covers inputs smaller than the
+    output (Keras' own layer fails there) and exports as plain MatMul/Einsum.
+    """
+
+    def __init__(self, output_size, **kwargs):
+        super().__init__(**kwargs)
+        self.output_size = tuple(int(s) for s in output_size)
+
+    def build(self, input_shape):
+        h, w = (input_shape[1:3] if _channel_axis() == -1 else input_shape[2:4])
+        if h is None or w is None:
+            raise ValueError(
+                f"{self.name}: adaptive pooling needs a static height and width; "
+                "build the model with a fixed input_shape (or include_top=False)."
+            )
+        self._rows = ops.convert_to_tensor(adaptive_pool_matrix(h, self.output_size[0]))
+        self._cols = ops.convert_to_tensor(adaptive_pool_matrix(w, self.output_size[1]))
+
+    def call(self, inputs):
+        rows = ops.cast(self._rows, inputs.dtype)
+        cols = ops.cast(self._cols, inputs.dtype)
+        if _channel_axis() == -1:
+            return ops.einsum("oh,nhwc,pw->nopc", rows, inputs, cols)
+        return ops.einsum("oh,nchw,pw->ncop", rows, inputs, cols)
+
+    def compute_output_shape(self, input_shape):
+        if _channel_axis() == -1:
+            return (input_shape[0], *self.output_size, input_shape[3])
+        return (input_shape[0], input_shape[1], *self.output_size)
+
+    def get_config(self):
+        return {**super().get_config(), "output_size": self.output_size}

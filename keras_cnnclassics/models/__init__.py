@@ -1,0 +1,10 @@
+"""Model families; importing this package registers every model.
+
+One module per family. Each module defines its blocks and builder, registers its
+variants (which creates the public constructors) and exports ``preprocess_input``.
+"""
+
+from keras_cnnclassics.models.lenet import *  # noqa: F401,F403
+from keras_cnnclassics.models.alexnet import *  # noqa: F401,F403
+from keras_cnnclassics.models.zfnet import *  # noqa: F401,F403
+from keras_cnnclassics.models.vgg import *  # noqa: F401,F403

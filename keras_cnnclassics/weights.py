@@ -1,0 +1,186 @@
+"""Loading and saving weight files with clear errors and atomic writes.
+
+Keras' own loaders either warn and skip, or fail with a message about a variable
+path. Here a weights file is first read as a *manifest* (layer name -> variable
+shapes) and compared with the model, so a file for another architecture, depth
+or head size fails with a ``ValueError`` naming the layers and shapes, before a
+single variable is assigned. Writes go to a temporary file in the destination
+folder and are renamed into place, so a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import zipfile
+
+import h5py
+import keras
+
+__all__ = ["load_weights", "save_weights", "save_model", "atomic_path", "file_manifest", "model_manifest"]
+
+
+def model_manifest(model) -> dict[str, list[tuple]]:
+    """Layer name -> shapes of its variables, in saving order, for every layer with weights."""
+    manifest = {}
+    for layer in _leaf_layers(model):
+        if layer.weights:
+            manifest[layer.name] = [tuple(v.shape) for v in _saved_variables(layer)]
+    return manifest
+
+
+def _saved_variables(layer):
+    # Keras saves a layer's own variables as trainable + non-trainable.
+    return list(layer.trainable_weights) + list(layer.non_trainable_weights)
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def file_manifest(path) -> dict[str, list[tuple]]:
+    """Layer name -> variable shapes stored in a Keras 3 / legacy weights file."""
+    path = os.fspath(path)
+    try:
+        if path.endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                data = archive.read("model.weights.h5")
+            with h5py.File(io.BytesIO(data), "r") as h5:
+                return _keras3_manifest(h5)
+        with h5py.File(path, "r") as h5:
+            if "model_weights" in h5 or "layer_names" in h5.attrs:
+                return _legacy_manifest(h5)
+            return _keras3_manifest(h5)
+    except (OSError, KeyError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"Cannot read weights file {path!r}: {err}. It is not a complete Keras "
+            ".weights.h5/.keras/.h5 file (truncated or another format?)."
+        ) from None
+
+
+def _keras3_manifest(h5):
+    manifest = {}
+
+    def visit(group_path, obj):
+        if isinstance(obj, h5py.Group) and "vars" in obj and len(obj["vars"]):
+            name = obj["vars"].attrs.get("name", group_path.rsplit("/", 1)[-1])
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            variables = obj["vars"]
+            manifest[name] = [tuple(variables[k].shape) for k in sorted(variables, key=int)]
+
+    h5.visititems(visit)
+    return manifest
+
+
+def _legacy_manifest(h5):
+    group = h5["model_weights"] if "model_weights" in h5 else h5
+    manifest = {}
+    for raw in group.attrs["layer_names"]:
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        names = group[name].attrs.get("weight_names", [])
+        shapes = [tuple(group[name][w.decode() if isinstance(w, bytes) else w].shape) for w in names]
+        if shapes:
+            manifest[name] = shapes
+    return manifest
+
+
+def compare_manifests(expected, found, max_lines=8):
+    """Human-readable differences between two manifests (empty list if they match)."""
+    missing = [n for n in expected if n not in found]
+    unexpected = [n for n in found if n not in expected]
+    mismatched = [
+        f"{n}: model expects {expected[n]}, file has {found[n]}"
+        for n in expected
+        if n in found and expected[n] != found[n]
+    ]
+    problems = []
+    for title, items in (
+        ("shape mismatch", mismatched),
+        ("missing from the file", missing),
+        ("in the file but not in the model", unexpected),
+    ):
+        if items:
+            shown = "; ".join(items[:max_lines])
+            more = f" (+{len(items) - max_lines} more)" if len(items) > max_lines else ""
+            problems.append(f"{title} ({len(items)}): {shown}{more}")
+    return problems
+
+
+def load_weights(model, path):
+    """Load ``path`` into ``model`` after checking that every layer and shape matches."""
+    path = os.fspath(path)
+    found = file_manifest(path)
+    expected = model_manifest(model)
+    problems = compare_manifests(expected, found)
+    if problems:
+        hint = _head_hint(expected, found)
+        raise ValueError(
+            f"Weights file {path!r} does not fit model {model.name!r}: "
+            + " | ".join(problems)
+            + (f". {hint}" if hint else ". Is it a file for another architecture or depth?")
+        )
+    model.load_weights(path)
+    return model
+
+
+def _head_hint(expected, found):
+    only_head = [n for n in expected if n in found and expected[n] != found[n]]
+    if len(only_head) == 1 and len(expected) == len(found):
+        name = only_head[0]
+        file_classes = found[name][-1][-1] if found[name] and found[name][-1] else None
+        return (
+            f"Only the head {name!r} differs: the file was saved with {file_classes} "
+            f"classes; pass classes={file_classes} (or convert with --classes)."
+        )
+    return ""
+
+
+@contextlib.contextmanager
+def atomic_path(path, overwrite=False):
+    """Yield a temporary path next to ``path``; rename it into place on success.
+
+    Refuses to replace an existing file unless ``overwrite``. On any exception the
+    temporary file is removed and ``path`` is left exactly as it was.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path!r} already exists; pass overwrite/--force to replace it.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Output folder {folder!r} does not exist; create it first.")
+    base = os.path.basename(path)
+    # Keep the full suffix (.weights.h5, .keras) so Keras accepts the temp name.
+    suffix = base[base.index(".") :] if "." in base else ""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def save_weights(model, path, overwrite=False):
+    """Atomically write ``model``'s weights to a ``.weights.h5`` file."""
+    if not os.fspath(path).endswith(".weights.h5"):
+        raise ValueError(f"Weights file name must end in .weights.h5; got {path!r}.")
+    with atomic_path(path, overwrite) as tmp:
+        model.save_weights(tmp, overwrite=True)
+    return path
+
+
+def save_model(model, path, overwrite=False):
+    """Atomically write ``model`` to a ``.keras`` file."""
+    if not os.fspath(path).endswith(".keras"):
+        raise ValueError(f"Model file name must end in .keras; got {path!r}.")
+    with atomic_path(path, overwrite) as tmp:
+        model.save(tmp, overwrite=True)
+    return path

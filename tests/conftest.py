@@ -1,0 +1,71 @@
+"""Shared test configuration.
+
+The Keras backend is fixed when keras is imported, so the suite runs once per
+backend in its own process (``python tests/run.py`` does that). Cases marked
+``heavy`` (big models' forward/save/fit checks) are *sampled*: each one runs on
+exactly one backend, chosen by a stable hash of its model name, so that across
+the three processes every heavy case runs once. ``--all-heavy`` (or
+``CNNCLASSICS_ALL_HEAVY=1``) runs all of them on the current backend. The
+deselection is reported in the session header and the summary, never silent.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--all-heavy",
+        action="store_true",
+        default=os.environ.get("CNNCLASSICS_ALL_HEAVY") == "1",
+        help="run every heavy case on this backend instead of sampling",
+    )
+
+
+def pytest_report_header(config):
+    mode = "all" if config.getoption("--all-heavy") else "sampled (1 of 3 backends each)"
+    return f"keras {keras.__version__}, backend {keras.backend.backend()}, heavy cases: {mode}"
+
+
+def backend_for(key: str) -> str:
+    """The backend that runs the heavy case ``key`` when sampling."""
+    return BACKENDS[zlib.crc32(key.encode()) % len(BACKENDS)]
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--all-heavy"):
+        return
+    backend = keras.backend.backend()
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("heavy")
+        key = marker.args[0] if marker and marker.args else item.nodeid
+        (drop if marker and backend_for(key) != backend else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    keras.config.set_dtype_policy("float32")
+    keras.config.set_image_data_format("channels_last")
+    keras.utils.clear_session(free_memory=False)
+    yield
+    keras.config.set_dtype_policy("float32")
+    keras.config.set_image_data_format("channels_last")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
