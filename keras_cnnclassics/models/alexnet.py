@@ -58,17 +58,17 @@ def conv_stack(x, stack, lrn_size=5):
     for layer in stack:
         x = conv2d(
             x, layer.filters, layer.kernel, layer.stride, layer.padding,
-            groups=layer.groups, name=f"features.{index}", activation="relu",
+            groups=layer.groups, name=f"features_{index}", activation="relu",
         )
         index += 2  # conv + ReLU in torchvision's Sequential
         if layer.lrn and not layer.lrn_after_pool:
-            x = LocalResponseNormalization(lrn_size, name=f"features.{index}")(x)
+            x = LocalResponseNormalization(lrn_size, name=f"features_{index}")(x)
             index += 1
         if layer.pool:
-            x = max_pool2d(x, 3, 2, name=f"features.{index}", ceil_mode=layer.ceil_pool)
+            x = max_pool2d(x, 3, 2, name=f"features_{index}", ceil_mode=layer.ceil_pool)
             index += 1
         if layer.lrn and layer.lrn_after_pool:
-            x = LocalResponseNormalization(lrn_size, name=f"features.{index}")(x)
+            x = LocalResponseNormalization(lrn_size, name=f"features_{index}")(x)
             index += 1
     return x
 
@@ -81,7 +81,7 @@ def alexnet_head(x, include_top, classes, classifier_activation, pooling, adapti
         x = adaptive_avg_pool(x, 6, name="avgpool")
     return flatten_mlp_head(
         x, (4096, 4096), classes, classifier_activation,
-        names=("classifier.1", "classifier.4", "classifier.6"), dropout_first=True,
+        names=("classifier_1", "classifier_4", "classifier_6"), dropout_first=True,
     )
 
 
@@ -127,7 +127,7 @@ AlexNet = register_model(
     input_shape=(224, 224, 3),
     min_size=63,
     reference="torchvision:alexnet",
-    feature_layers=("features.0", "features.2", "features.5", "features.12"),
+    feature_layers=("features_0", "features_2", "features_5", "features_12"),
     top1=56.522,
     top1_source="torchvision AlexNet_Weights.IMAGENET1K_V1",
     doc="Instantiates torchvision's AlexNet (accepts 224x224 and 227x227 input).",
@@ -143,7 +143,7 @@ AlexNetOriginal = register_model(
     input_shape=(227, 227, 3),
     min_size=67,
     flexible_top=False,
-    feature_layers=("features.2", "features.6", "features.12", "features.14"),
+    feature_layers=("features_2", "features_6", "features_12", "features_14"),
     top1=59.3,
     top1_source="Krizhevsky et al. 2012, Table 2 (1 CNN, val top-1 error 40.7 %)",
     notes="Two-tower grouped convolutions and LRN as in the paper; towers=1 merges them.",

@@ -44,15 +44,15 @@ def vgg_features(x, config, batch_normalization):
     index = 0
     for item in config:
         if item == "M":
-            x = max_pool2d(x, 2, 2, name=f"features.{index}")
+            x = max_pool2d(x, 2, 2, name=f"features_{index}")
             index += 1
             continue
-        x = conv2d(x, item, 3, 1, 1, name=f"features.{index}")
+        x = conv2d(x, item, 3, 1, 1, name=f"features_{index}")
         index += 1
         if batch_normalization:
-            x = batch_norm(x, name=f"features.{index}")
+            x = batch_norm(x, name=f"features_{index}")
             index += 1
-        x = relu(x, f"features.{index}")
+        x = relu(x, f"features_{index}")
         index += 1
     return x
 
@@ -62,7 +62,7 @@ def feature_layer_names(config, batch_normalization):
     index, pools = 0, []
     for item in config:
         if item == "M":
-            pools.append(f"features.{index}")
+            pools.append(f"features_{index}")
             index += 1
         else:
             index += 3 if batch_normalization else 2
@@ -82,7 +82,7 @@ def _vgg(img_input, *, include_top, classes, classifier_activation, pooling, dep
     x = adaptive_avg_pool(x, 7, name="avgpool")
     return flatten_mlp_head(
         x, (4096, 4096), classes, classifier_activation,
-        names=("classifier.0", "classifier.3", "classifier.6"), dropout_first=False,
+        names=("classifier_0", "classifier_3", "classifier_6"), dropout_first=False,
     )
 
 

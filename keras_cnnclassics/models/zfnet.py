@@ -44,7 +44,7 @@ _ZF_COMMON = dict(
     input_shape=(224, 224, 3),
     min_size=63,
     flexible_top=False,
-    feature_layers=("features.3", "features.4", "features.12", "features.14"),
+    feature_layers=("features_3", "features_4", "features_12", "features_14"),
 )
 
 ZFNet = register_model(
