@@ -8,7 +8,11 @@ from keras_cnnclassics.registry import all_specs
 
 
 def _stage_specs():
-    return [pytest.param(s, id=s.name) for s in all_specs() if s.feature_layers and not s.heavy]
+    return [
+        pytest.param(s, id=s.name, marks=[pytest.mark.heavy(f"features-{s.name}")] if s.heavy else [])
+        for s in all_specs()
+        if s.feature_layers
+    ]
 
 
 @pytest.mark.parametrize("spec", _stage_specs())
