@@ -14,7 +14,7 @@ import os
 import sys
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ["list", "info"]
+COMMAND_MODULES = ["list", "info", "bench"]
 
 
 class CommandError(Exception):

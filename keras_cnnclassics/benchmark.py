@@ -1,0 +1,336 @@
+"""Benchmarks: our models beside keras.applications and torchvision, in one run.
+
+Each measurement runs in its own Python process (the Keras backend is fixed at
+import, and a fresh process keeps caches and thread pools from leaking between
+cases), warms up first, then reports the median and spread of ``repeat`` timed
+runs. The driver prints one table with ratios to keras.applications (same
+backend, same architecture) and to torchvision eager (same machine), the
+achieved GMAC/s and its fraction of the CPU's arithmetic peak
+(:func:`cpu_peak`).
+
+Suites: ``infer`` (forward passes), ``train`` (``train_on_batch`` steps, float32
+and mixed precision), ``build`` (seconds to construct a model), ``export`` (file
+size and latency of exported ONNX/LiteRT files, see :mod:`keras_cnnclassics.export`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+# Our registry name -> keras.applications constructor of the same architecture.
+KERAS_APPLICATIONS = {
+    "resnet50": "ResNet50",
+    "resnet101": "ResNet101",
+    "resnet152": "ResNet152",
+    "vgg16": "VGG16",
+    "vgg19": "VGG19",
+    "densenet121": "DenseNet121",
+    "densenet169": "DenseNet169",
+    "densenet201": "DenseNet201",
+    "preact_resnet50": "ResNet50V2",
+}
+
+INFER_MODELS = (
+    "resnet50", "resnet101", "resnet152", "vgg16", "vgg19", "densenet121", "densenet169",
+    "densenet201", "preact_resnet50", "resnet18", "googlenet", "squeezenet1_1",
+)
+BUILD_MODELS = ("resnet152", "densenet201")
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+@dataclasses.dataclass
+class Case:
+    """One measurement: ``impl`` is "ours", "keras_applications" or "torchvision"."""
+
+    suite: str
+    model: str
+    impl: str
+    backend: str
+    batch: int = 16
+    image_size: int = 224
+    precision: str = "float32"
+    repeat: int = 5
+    warmup: int = 2
+    threads: int = 0
+
+
+@dataclasses.dataclass
+class CpuPeak:
+    cores: int
+    ghz: float
+    simd_bits: int
+    fma_units: int
+    gflops: float
+    how: str
+
+
+def cpu_peak() -> CpuPeak:
+    """The CPU's float32 arithmetic peak from /proc/cpuinfo, with the formula used.
+
+    peak FLOP/s = cores x clock x FMA units x (SIMD bits / 32) lanes x 2 (an FMA is
+    a multiply and an add). Two FMA pipes per core is the figure for current x86
+    server cores; AMD cores before Zen 5 execute AVX-512 as two 256-bit halves,
+    so their effective width is 256 bits.
+    """
+    flags, ghz, vendor = set(), 0.0, ""
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "flags" and not flags:
+                flags = set(value.split())
+            elif key == "cpu MHz" and not ghz:
+                ghz = float(value) / 1000
+            elif key == "vendor_id" and not vendor:
+                vendor = value.strip()
+    cores = len(os.sched_getaffinity(0))
+    simd = 512 if "avx512f" in flags else 256 if "avx2" in flags else 128
+    note = ""
+    if simd == 512 and vendor == "AuthenticAMD":
+        simd, note = 256, " (AMD: AVX-512 runs as 2x256-bit)"
+    fma_units = 2 if "fma" in flags else 1
+    gflops = cores * ghz * fma_units * (simd // 32) * 2
+    how = (
+        f"{cores} cores x {ghz:.2f} GHz x {fma_units} FMA units x {simd // 32} fp32 lanes "
+        f"({simd}-bit{note}) x 2 FLOP/FMA = {gflops:.0f} GFLOP/s = {gflops / 2:.0f} GMAC/s"
+    )
+    return CpuPeak(cores, ghz, simd, fma_units, gflops, how)
+
+
+# ---------------------------------------------------------------- worker side
+
+
+def _build_keras_model(case):
+    import keras
+
+    if case.precision != "float32":
+        keras.config.set_dtype_policy(f"mixed_{case.precision}")
+    shape = (case.image_size, case.image_size, 3)
+    if case.impl == "keras_applications":
+        constructor = getattr(keras.applications, KERAS_APPLICATIONS[case.model])
+        return constructor(weights=None, input_shape=shape)
+    from keras_cnnclassics import get_model
+
+    return get_model(case.model, input_shape=shape)
+
+
+def _time_runs(step, case):
+    for _ in range(case.warmup):
+        step()
+    times = []
+    for _ in range(case.repeat):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _torchvision_step(case):
+    import torch
+
+    if case.threads:
+        torch.set_num_threads(case.threads)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tests"))
+    from reference import torch_reference
+
+    from keras_cnnclassics.registry import get_spec
+
+    model = torch_reference(get_spec(case.model).reference)
+    x = torch.randn(case.batch, 3, case.image_size, case.image_size)
+
+    def step():
+        with torch.inference_mode():
+            model(x)
+
+    return step
+
+
+def _keras_step(case):
+    import numpy as np
+
+    model = _build_keras_model(case)
+    x = np.random.default_rng(0).uniform(size=(case.batch, case.image_size, case.image_size, 3))
+    x = x.astype("float32")
+    if case.suite == "train":
+        import keras
+
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+        y = np.zeros((case.batch,), "int32")
+        return lambda: model.train_on_batch(x, y)
+    return lambda: model.predict_on_batch(x)
+
+
+def run_case(case: Case) -> dict:
+    """Measure one case in this process (the backend is already chosen)."""
+    if case.threads and os.environ.get("KERAS_BACKEND") == "torch":
+        import torch
+
+        torch.set_num_threads(case.threads)
+    if case.suite == "build":
+        times = []
+        for _ in range(case.repeat):
+            start = time.perf_counter()
+            _build_keras_model(case)
+            times.append(time.perf_counter() - start)
+        return {"seconds": statistics.median(times), "spread": max(times) - min(times)}
+    step = _torchvision_step(case) if case.impl == "torchvision" else _keras_step(case)
+    times = _time_runs(step, case)
+    rates = [case.batch / t for t in times]
+    return {"img_s": statistics.median(rates), "spread": max(rates) - min(rates)}
+
+
+def run_in_subprocess(case: Case, timeout=1800) -> dict:
+    """Run ``case`` in a fresh interpreter with its backend; returns the result dict."""
+    env = {**os.environ, "KERAS_BACKEND": case.backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if case.threads:
+        env.update(OMP_NUM_THREADS=str(case.threads), TF_NUM_INTRAOP_THREADS=str(case.threads))
+    cmd = [sys.executable, "-m", "keras_cnnclassics.benchmark", json.dumps(dataclasses.asdict(case))]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+    return {"error": tail[0][:200]}
+
+
+# ---------------------------------------------------------------- driver side
+
+
+def plan(suite, models, backends, batch, image_size, repeat, threads):
+    """The cases of a suite: ours and the comparisons, per backend."""
+    cases = []
+    for model in models:
+        for backend in backends:
+            common = dict(model=model, backend=backend, batch=batch, image_size=image_size,
+                          repeat=repeat, threads=threads)
+            if suite == "train":
+                for precision in ("float32", "bfloat16"):
+                    cases.append(Case("train", impl="ours", precision=precision, **common))
+                continue
+            cases.append(Case(suite, impl="ours", **common))
+            if model in KERAS_APPLICATIONS:
+                cases.append(Case(suite, impl="keras_applications", **common))
+        if suite == "infer" and _has_torchvision(model):
+            cases.append(Case("infer", model=model, impl="torchvision", backend="torch",
+                              batch=batch, image_size=image_size, repeat=repeat, threads=threads))
+    return cases
+
+
+def _has_torchvision(model):
+    from keras_cnnclassics.registry import get_spec
+
+    reference = get_spec(model).reference or ""
+    return reference.startswith("torchvision:")
+
+
+def _macs(model, image_size):
+    try:
+        from keras_cnnclassics.profiler import profile
+    except ImportError:
+        return None
+    return profile(model, input_shape=(image_size, image_size, 3)).total_macs
+
+
+def summarize(cases, results, peak: CpuPeak):
+    """Rows with ratios: ours vs keras.applications (same backend) and vs torchvision."""
+    index = {(c.model, c.impl, c.backend, c.precision): r for c, r in zip(cases, results)}
+    torch_eager = {c.model: r.get("img_s") for c, r in zip(cases, results) if c.impl == "torchvision"}
+    macs_cache = {}
+    rows = []
+    for case, result in zip(cases, results):
+        row = {
+            "model": case.model,
+            "impl": case.impl,
+            "backend": case.backend if case.impl != "torchvision" else "torch eager",
+            "batch": case.batch,
+            "precision": case.precision,
+        }
+        if "error" in result:
+            rows.append({**row, "error": result["error"]})
+            continue
+        if case.suite == "build":
+            ref = index.get((case.model, "keras_applications", case.backend, case.precision), {})
+            rows.append({**row, "seconds": result["seconds"], "spread": result["spread"],
+                         "vs_keras_app": _ratio(ref.get("seconds"), result["seconds"])})
+            continue
+        rate = result["img_s"]
+        if case.model not in macs_cache:
+            macs_cache[case.model] = _macs(case.model, case.image_size)
+        macs = macs_cache[case.model]
+        factor = 3 if case.suite == "train" else 1  # forward + two backward matmuls
+        gmacs = rate * macs * factor / 1e9 if macs else None
+        ref = index.get((case.model, "keras_applications", case.backend, case.precision), {})
+        row.update(
+            img_s=rate,
+            spread=result["spread"],
+            vs_keras_app=_ratio(rate, ref.get("img_s")) if case.impl == "ours" else None,
+            vs_torchvision=_ratio(rate, torch_eager.get(case.model)) if case.impl == "ours" else None,
+            gmac_s=gmacs,
+            peak_pct=100 * gmacs / (peak.gflops / 2) if gmacs else None,
+        )
+        rows.append(row)
+    return rows
+
+
+def _ratio(a, b):
+    return a / b if a and b else None
+
+
+def format_rows(rows, fmt="table"):
+    """Render rows as an aligned table, CSV or JSON."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    columns = [k for k in ("model", "impl", "backend", "batch", "precision", "img_s", "seconds",
+                           "spread", "vs_keras_app", "vs_torchvision", "gmac_s", "peak_pct", "error")
+               if any(k in r for r in rows)]
+    cells = [[_cell(r.get(k)) for k in columns] for r in rows]
+    if fmt == "csv":
+        return "\n".join(",".join(line) for line in [columns] + cells)
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(columns)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(columns, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in cells]
+    return "\n".join(lines)
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def run_suite(suite="infer", models=None, backends=BACKENDS, batch=16, image_size=224, repeat=5,
+              threads=0, fmt="table", progress=print):
+    """Run a whole suite (one subprocess per case) and return the formatted table."""
+    if suite == "export":
+        from keras_cnnclassics.export import benchmark_exports
+
+        return benchmark_exports(models=models, image_size=image_size, repeat=repeat, fmt=fmt)
+    models = models or (BUILD_MODELS if suite == "build" else INFER_MODELS)
+    cases = plan(suite, models, backends, batch, image_size, repeat, threads)
+    results = []
+    for i, case in enumerate(cases, 1):
+        progress(f"[{i}/{len(cases)}] {case.suite} {case.model} {case.impl} {case.backend} {case.precision}")
+        results.append(run_in_subprocess(case))
+    peak = cpu_peak()
+    table = format_rows(summarize(cases, results, peak), fmt)
+    return f"{table}\n\nCPU peak: {peak.how}"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    case = Case(**json.loads(argv[0]))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    print(json.dumps(run_case(case)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""``cnnclassics bench``: speed beside keras.applications and torchvision (see keras_cnnclassics.benchmark)."""
+
+import sys
+
+from keras_cnnclassics import benchmark
+
+
+def add_arguments(parser):
+    parser.add_argument("--suite", choices=("infer", "train", "build", "export", "all"), default="infer")
+    parser.add_argument("--models", nargs="+", help="registry names (default: the suite's list)")
+    parser.add_argument("--backends", nargs="+", choices=benchmark.BACKENDS, default=list(benchmark.BACKENDS))
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=0, help="threads per process (0: all cores)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median reported)")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("bench", help="benchmark against keras.applications and torchvision")
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    if args.batch_size <= 0 or args.repeat <= 0 or args.image_size <= 0 or args.threads < 0:
+        raise ValueError("--batch-size, --image-size and --repeat must be positive, --threads >= 0.")
+    suites = ("infer", "train", "build", "export") if args.suite == "all" else (args.suite,)
+    for suite in suites:
+        print(f"## {suite}", flush=True)
+        print(
+            benchmark.run_suite(
+                suite, models=args.models, backends=args.backends, batch=args.batch_size,
+                image_size=args.image_size, repeat=args.repeat, threads=args.threads,
+                fmt=args.format, progress=lambda m: print(m, file=sys.stderr, flush=True),
+            ),
+            flush=True,
+        )
+    return 0
