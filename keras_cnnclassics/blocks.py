@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_cnnclassics.layers import AdaptiveAveragePooling2D, PoolPadding2D
+from keras_cnnclassics.layers import AdaptiveAveragePooling2D, GroupedConv2D, PoolPadding2D
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
@@ -63,7 +63,7 @@ def conv2d(
             mode = "same"
         else:
             x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
-    return layers.Conv2D(
+    return conv_class(groups)(
         filters,
         kernel,
         strides=strides,
@@ -75,6 +75,17 @@ def conv2d(
         kernel_initializer=kernel_initializer,
         name=name,
     )(x)
+
+
+def grouped_conv_fallback() -> bool:
+    """True where grouped convolutions use the split-conv-concat ``GroupedConv2D``:
+    the TensorFlow backend (see :class:`keras_cnnclassics.layers.GroupedConv2D`)."""
+    return keras.backend.backend() == "tensorflow"
+
+
+def conv_class(groups):
+    """``keras.layers.Conv2D``, or ``GroupedConv2D`` for grouped convs where needed."""
+    return GroupedConv2D if groups > 1 and grouped_conv_fallback() else layers.Conv2D
 
 
 def batch_norm(x, *, name, epsilon=BN_EPSILON):

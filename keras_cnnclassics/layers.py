@@ -7,6 +7,7 @@ JAX and PyTorch backends and exports to ONNX/LiteRT.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 PACKAGE = "keras_cnnclassics"
@@ -155,8 +156,10 @@ class ConnectionTableConv2D(keras.layers.Layer):
             )
         place_in = [[1.0 if i == c else 0.0 for c in range(in_channels)] for i, _ in pairs]
         place_out = [[1.0 if j == c else 0.0 for c in range(len(self.table))] for _, j in pairs]
-        self._place_in = ops.convert_to_tensor(place_in)
-        self._place_out = ops.convert_to_tensor(place_out)
+        # numpy, not tensors: a tensor made here would be captured by traced/exported
+        # graphs as an extra input (tf2onnx); numpy becomes a constant in each graph.
+        self._place_in = np.asarray(place_in, "float32")
+        self._place_out = np.asarray(place_out, "float32")
         k = self.kernel_size
         self.kernel = self.add_weight(
             name="kernel", shape=(k, k, len(pairs)), initializer="glorot_uniform"
@@ -228,8 +231,9 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
                 f"{self.name}: adaptive pooling needs a static height and width; "
                 "build the model with a fixed input_shape (or include_top=False)."
             )
-        self._rows = ops.convert_to_tensor(adaptive_pool_matrix(h, self.output_size[0]))
-        self._cols = ops.convert_to_tensor(adaptive_pool_matrix(w, self.output_size[1]))
+        # numpy constants (see ConnectionTableConv2D.build): exported graphs embed them.
+        self._rows = np.asarray(adaptive_pool_matrix(h, self.output_size[0]), "float32")
+        self._cols = np.asarray(adaptive_pool_matrix(w, self.output_size[1]), "float32")
 
     def call(self, inputs):
         rows = ops.cast(self._rows, inputs.dtype)
@@ -245,3 +249,151 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "output_size": self.output_size}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ChannelAffine(keras.layers.Layer):
+    """Fixed per-channel ``x * scale[c] + offset[c]`` on the channel axis; no weights.
+
+    torchvision's GoogLeNet and Inception v3 ``transform_input`` (turning
+    ImageNet-normalised input into the ``(x - 0.5) / 0.5`` scaling of the ported
+    Google weights) is this layer with ``scale = std / 0.5`` and
+    ``offset = (mean - 0.5) / 0.5``.
+    """
+
+    def __init__(self, scale, offset, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = tuple(float(s) for s in scale)
+        self.offset = tuple(float(o) for o in offset)
+        if len(self.scale) != len(self.offset):
+            raise ValueError(
+                f"ChannelAffine: scale and offset need one value per channel; got "
+                f"{len(self.scale)} and {len(self.offset)}."
+            )
+
+    def _broadcast(self, values, inputs):
+        shape = [1] * len(inputs.shape)
+        shape[_channel_axis()] = len(values)
+        return ops.reshape(ops.convert_to_tensor(values, dtype=inputs.dtype), shape)
+
+    def build(self, input_shape):
+        channels = input_shape[_channel_axis()]
+        if channels is not None and channels != len(self.scale):
+            raise ValueError(
+                f"{self.name}: {len(self.scale)} channel scales for an input with "
+                f"{channels} channels."
+            )
+
+    def call(self, inputs):
+        return inputs * self._broadcast(self.scale, inputs) + self._broadcast(self.offset, inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WeightedAverage(keras.layers.Layer):
+    """``sum_i w_i * x_i / sum_i w_i`` of same-shaped inputs (fixed, non-trainable weights).
+
+    With equal weights it is ``keras.layers.Average``; used by
+    :func:`keras_cnnclassics.ensemble` to average members' probabilities.
+    """
+
+    def __init__(self, weights, **kwargs):
+        super().__init__(**kwargs)
+        self.member_weights = tuple(float(w) for w in weights)
+        if not self.member_weights or min(self.member_weights) < 0 or sum(self.member_weights) <= 0:
+            raise ValueError(
+                "WeightedAverage: weights must be non-negative with a positive sum; "
+                f"got {self.member_weights}."
+            )
+
+    def call(self, inputs):
+        if len(inputs) != len(self.member_weights):
+            raise ValueError(
+                f"{self.name}: {len(self.member_weights)} weights for {len(inputs)} inputs."
+            )
+        total = sum(self.member_weights)
+        return sum(x * (w / total) for x, w in zip(inputs, self.member_weights))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "weights": self.member_weights}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ZeroPadChannels(keras.layers.Layer):
+    """Append zero channels: ``padding = (before, after)`` on the channel axis; no weights.
+
+    The parameter-free "option A" shortcut of He et al. (2015, sec. 4.2) for CIFAR
+    ResNets: when a stage doubles the width, the identity is subsampled and
+    padded with zero maps (as fb.resnet.torch: the zeros come after the input maps).
+    """
+
+    def __init__(self, padding=(0, 0), **kwargs):
+        super().__init__(**kwargs)
+        self.padding = tuple(int(p) for p in padding)
+        if len(self.padding) != 2 or min(self.padding) < 0:
+            raise ValueError(
+                f"ZeroPadChannels: padding must be two non-negative integers; got {padding!r}."
+            )
+
+    def call(self, inputs):
+        pad = [[0, 0]] * len(inputs.shape)
+        pad[_channel_axis() % len(inputs.shape)] = list(self.padding)
+        return ops.pad(inputs, pad)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        axis = _channel_axis() % len(shape)
+        if shape[axis] is not None:
+            shape[axis] += sum(self.padding)
+        return tuple(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GroupedConv2D(keras.layers.Conv2D):
+    """``Conv2D(groups=g)`` computed as ``g`` ordinary convolutions (split, conv, concat).
+
+    Variables, shapes and layout are exactly Keras' grouped ``Conv2D`` (kernel
+    ``(kh, kw, in / g, out)``; group ``i`` maps input channels
+    ``[i * in / g, (i + 1) * in / g)`` to output channels
+    ``[i * out / g, (i + 1) * out / g)``, as ``torch.nn.Conv2d(groups=g)``), so
+    weight files, ``.keras`` files and torch conversion are interchangeable, and
+    the outputs are the same.
+
+    Why it exists: TensorFlow's own CPU kernels cannot fuse (Conv2D+BiasAdd) or
+    differentiate grouped convolutions ("Fused conv implementation does not
+    support grouped convolutions", "Gradients for grouped convolutions are not
+    supported on CPU"), so Keras 3 runs every grouped convolution on the
+    TensorFlow backend inside an XLA-compiled function -- which tf2onnx cannot
+    convert (the exported ONNX graph is invalid). Made of plain convolutions,
+    this layer runs, trains and exports everywhere; :func:`blocks.conv2d` uses it
+    for ``groups > 1`` on the TensorFlow backend.
+    """
+
+    def convolution_op(self, inputs, kernel):
+        if self.groups == 1:
+            return super().convolution_op(inputs, kernel)
+        axis = -1 if self.data_format == "channels_last" else 1
+        pieces = zip(
+            ops.split(inputs, self.groups, axis=axis), ops.split(kernel, self.groups, axis=-1)
+        )
+        return ops.concatenate(
+            [
+                ops.conv(
+                    x, k, strides=list(self.strides), padding=self.padding,
+                    dilation_rate=self.dilation_rate, data_format=self.data_format,
+                )
+                for x, k in pieces
+            ],
+            axis=axis,
+        )

@@ -1,0 +1,193 @@
+"""The training configuration: every option, its default and its rule, checked up front.
+
+:class:`TrainConfig` holds what the user chose (``cnnclassics train`` flags or
+Python arguments). :func:`TrainConfig.validate` raises a ``ValueError`` that
+states the rule for any bad value *before* data is read or a layer is built.
+Defaults that depend on the model or the data (image size, learning rate, weight
+decay, augmentation) are filled in by :meth:`TrainConfig.resolved`, and the
+resolved configuration is what the run folder's ``config.json`` records, so a
+run can be repeated or resumed exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import os
+from typing import Any
+
+__all__ = ["TrainConfig", "CHOICES", "DEFAULT_LR", "DEFAULT_WEIGHT_DECAY"]
+
+CHOICES = {
+    "optimizer": ("sgd", "adamw"),
+    "schedule": ("cosine", "step"),
+    "augment": ("none", "basic", "strong"),
+    "mixed_precision": ("auto", "off", "float16", "bfloat16"),
+    "distribute": ("none", "data-parallel"),
+}
+# SGD with momentum 0.9 as in AlexNet/VGG/ResNet; AdamW's usual 1e-3 / 0.05.
+DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}
+DEFAULT_WEIGHT_DECAY = {"sgd": 5e-4, "adamw": 0.05}
+# The step schedule divides the rate by 10 at 50 % and 75 % of training
+# (He et al., 2016, CIFAR-10: at 32k and 48k of 64k iterations).
+STEP_MILESTONES = (0.5, 0.75)
+# GoogLeNet (Szegedy et al., 2015, sec. 5): auxiliary losses weighted by 0.3.
+AUX_LOSS_WEIGHT = 0.3
+DIGITS = "digits"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Options of one training run (``cnnclassics train MODEL ...``).
+
+    Attributes:
+        model: registry name, e.g. ``"lenet5"``.
+        data: ``"digits"`` (scikit-learn's handwritten digits) or an image
+            folder with one subfolder per class.
+        epochs: passes over the training split.
+        batch_size: images per optimisation step (the global batch when
+            distributed: it must divide by the number of devices).
+        image_size: input height = width; default: the model's default size.
+        lr: peak learning rate; default 0.05 (sgd) or 1e-3 (adamw).
+        optimizer: ``"sgd"`` (momentum 0.9) or ``"adamw"``.
+        schedule: ``"cosine"`` or ``"step"`` (/10 at 50 % and 75 %), after a
+            linear warm-up of ``warmup_epochs``.
+        warmup_epochs: epochs of linear warm-up from 0 to ``lr`` (may be 0).
+        label_smoothing: in [0, 1); default 0.1 (Szegedy et al., 2016).
+        augment: ``"none"``, ``"basic"`` or ``"strong"``; default none for
+            digits (a flipped digit is another digit), basic for folders.
+        mixed_precision: ``"auto"``, ``"off"``, ``"float16"`` or ``"bfloat16"``.
+        weights: a local weights file to start from (the head may differ).
+        freeze_backbone: train only the classifier head(s).
+        distribute: ``"none"`` or ``"data-parallel"``.
+        output: run folder; default ``runs/<model>-<timestamp>``.
+        seed: seeds initialisation, data order, augmentation and dropout.
+        weight_decay: decoupled weight decay (biases and BN excluded);
+            default 5e-4 (sgd) or 0.05 (adamw).
+        val_split: fraction of the data held out for validation.
+        model_options: family options passed to the constructor.
+    """
+
+    model: str
+    data: str = DIGITS
+    epochs: int = 20
+    batch_size: int = 32
+    image_size: int | None = None
+    lr: float | None = None
+    optimizer: str = "sgd"
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    augment: str | None = None
+    mixed_precision: str = "auto"
+    weights: str | None = None
+    freeze_backbone: bool = False
+    distribute: str = "none"
+    output: str | None = None
+    seed: int = 0
+    weight_decay: float | None = None
+    val_split: float = 0.2
+    model_options: dict = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> "TrainConfig":
+        """Check every option; raise ``ValueError`` naming the rule. Returns self."""
+        _check_str("model", self.model)
+        _check_str("data", self.data)
+        if self.data != DIGITS and not os.path.isdir(self.data):
+            raise ValueError(
+                f"--data must be 'digits' or an existing image folder (one subfolder per "
+                f"class); {self.data!r} is neither."
+            )
+        _check_int("epochs", self.epochs, minimum=1)
+        _check_int("batch_size", self.batch_size, minimum=1)
+        if self.image_size is not None:
+            _check_int("image_size", self.image_size, minimum=1)
+        if self.lr is not None:
+            _check_number("lr", self.lr, low=0.0, low_open=True)
+        if self.weight_decay is not None:
+            _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("warmup_epochs", self.warmup_epochs, low=0.0)
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})."
+            )
+        _check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0)
+        _check_number("val_split", self.val_split, low=0.0, high=1.0, low_open=True)
+        _check_int("seed", self.seed, minimum=0)
+        for key, choices in CHOICES.items():
+            value = getattr(self, key)
+            if value is None and key == "augment":
+                continue
+            if value not in choices:
+                raise ValueError(
+                    f"{key.replace('_', '-')} must be one of {', '.join(choices)}; got {value!r}."
+                )
+        if not isinstance(self.freeze_backbone, bool):
+            raise ValueError(f"freeze_backbone must be True or False; got {self.freeze_backbone!r}.")
+        if self.weights is not None and not os.path.isfile(os.fspath(self.weights)):
+            raise ValueError(f"weights file {self.weights!r} does not exist.")
+        if not isinstance(self.model_options, dict):
+            raise ValueError(f"model_options must be a dict; got {self.model_options!r}.")
+        return self
+
+    def resolved(self, spec) -> "TrainConfig":
+        """A copy with the model- and data-dependent defaults filled in."""
+        self.validate()
+        size = self.image_size or spec.input_shape[0]
+        return dataclasses.replace(
+            self,
+            image_size=size,
+            lr=DEFAULT_LR[self.optimizer] if self.lr is None else float(self.lr),
+            weight_decay=(
+                DEFAULT_WEIGHT_DECAY[self.optimizer]
+                if self.weight_decay is None
+                else float(self.weight_decay)
+            ),
+            augment=self.augment or ("none" if self.data == DIGITS else "basic"),
+            weights=None if self.weights is None else os.path.abspath(self.weights),
+            data=self.data if self.data == DIGITS else os.path.abspath(self.data),
+            model_options=dict(self.model_options),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(unknown)}.")
+        return cls(**values)
+
+    def differences(self, other: "TrainConfig", keys) -> list[str]:
+        """``"key: self -> other"`` for each of ``keys`` whose values differ."""
+        return [
+            f"{k}: {getattr(self, k)!r} -> {getattr(other, k)!r}"
+            for k in keys
+            if getattr(self, k) != getattr(other, k)
+        ]
+
+
+def _check_str(key, value):
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string; got {value!r}.")
+
+
+def _check_int(key, value, minimum):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(
+            f"{key.replace('_', '-')} must be an integer >= {minimum}; got {value!r}."
+        )
+
+
+def _check_number(key, value, low=None, high=None, low_open=False):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high
+    if not ok:
+        left = "(" if low_open else "["
+        interval = f"{left}{low}, {high if high is not None else 'inf'})"
+        raise ValueError(f"{key.replace('_', '-')} must be a number in {interval}; got {value!r}.")

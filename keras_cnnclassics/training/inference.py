@@ -1,0 +1,152 @@
+"""``evaluate`` and ``predict`` with a trained model (a run folder or a ``.keras`` file).
+
+A run folder's ``config.json`` tells the model's classes, input size and
+preprocessing, and how its validation split was drawn, so ``evaluate RUN``
+without ``--data`` scores exactly the images the run held out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+
+from keras_cnnclassics.registry import get_spec
+from keras_cnnclassics.training.config import DIGITS
+from keras_cnnclassics.training.data import (
+    load_digits_data,
+    load_folder_data,
+    load_folder_images,
+    load_image_file,
+)
+from keras_cnnclassics.training.engine import family_preprocess, predict_probs
+from keras_cnnclassics.training.report import classification_metrics
+
+__all__ = ["Trained", "load_trained", "evaluate", "predict"]
+
+
+@dataclasses.dataclass
+class Trained:
+    """A trained model with what inference needs to feed it."""
+
+    model: keras.Model
+    class_names: list
+    image_size: int
+    channels: int
+    preprocess: object
+    run_config: dict | None
+    path: str
+
+
+def _input_size(model):
+    shape = model.inputs[0].shape[1:]
+    if keras.config.image_data_format() == "channels_first":
+        shape = (shape[1], shape[2], shape[0])
+    if shape[0] is None or shape[0] != shape[1]:
+        raise ValueError(f"model {model.name!r} has input {tuple(shape)}; a fixed square size is needed.")
+    return int(shape[0]), int(shape[2])
+
+
+def load_trained(source, checkpoint="best") -> Trained:
+    """Load ``source``: a run folder (its ``{checkpoint}.keras``) or a ``.keras`` file.
+
+    A ``.keras`` file outside a run folder needs a registry model name as its
+    model name (for the preprocessing); its classes are then numbered.
+    """
+    import keras_cnnclassics  # noqa: F401  (registers the custom layers)
+
+    source = os.path.abspath(os.fspath(source))
+    if os.path.isdir(source):
+        config_path = os.path.join(source, "config.json")
+        if not os.path.isfile(config_path):
+            raise ValueError(f"{source} is not a run folder (no config.json).")
+        path = os.path.join(source, f"{checkpoint}.keras")
+    elif source.endswith(".keras") and os.path.isfile(source):
+        path, config_path = source, os.path.join(os.path.dirname(source), "config.json")
+    else:
+        raise ValueError(f"{source!r} is neither a run folder nor an existing .keras file.")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path} does not exist (did the run complete an epoch?).")
+    model = keras.saving.load_model(path, compile=False)
+    run_config = None
+    if os.path.isfile(config_path):
+        import json
+
+        with open(config_path, encoding="utf-8") as handle:
+            run_config = json.load(handle)
+    size, channels = _input_size(model)
+    if run_config:
+        spec = get_spec(run_config["model"]["name"])
+        class_names = list(run_config["data"]["class_names"])
+    else:
+        try:
+            spec = get_spec(model.name)
+        except ValueError:
+            raise ValueError(
+                f"{path}: cannot tell the preprocessing of model {model.name!r}; use the run "
+                "folder it came from (its config.json) or a model named after a registry model."
+            ) from None
+        class_names = [str(i) for i in range(int(model.outputs[0].shape[-1]))]
+    return Trained(model, class_names, size, channels, family_preprocess(spec), run_config, path)
+
+
+def _evaluation_images(trained, data, split):
+    config = (trained.run_config or {}).get("config", {})
+    data = data or config.get("data")
+    if data is None:
+        raise ValueError("--data is needed: this model has no run configuration to take it from.")
+    same = config and (data == config.get("data") or os.path.abspath(data) == config.get("data"))
+    split = split or ("validation" if same else "all")
+    if split == "validation" and not same:
+        raise ValueError("split 'validation' is the run's held-out split: use it with the run's own data.")
+    seed, val_split = config.get("seed", 0), config.get("val_split", 0.2)
+    size, channels = trained.image_size, trained.channels
+    if data == DIGITS:
+        loaded = load_digits_data(size, channels, val_split, seed)
+        if split == "validation":
+            return loaded.x_val, loaded.y_val, 0, split
+        return (np.concatenate([loaded.x_train, loaded.x_val]),
+                np.concatenate([loaded.y_train, loaded.y_val]), 0, split)
+    if split == "validation":
+        loaded = load_folder_data(data, size, channels, val_split, seed)
+        return loaded.x_val, loaded.y_val, loaded.skipped, split
+    x, y, skipped = load_folder_images(data, size, channels, trained.class_names)
+    return x, y, skipped, split
+
+
+def evaluate(source, data=None, split=None, batch_size=32, checkpoint="best") -> dict:
+    """Top-1/top-5/loss/confusion of a trained model on ``data``.
+
+    ``split``: ``"validation"`` (default for the run's own data: its held-out
+    images) or ``"all"`` (default for other data).
+    """
+    if split not in (None, "validation", "all"):
+        raise ValueError(f"split must be 'validation' or 'all'; got {split!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch size must be an integer >= 1; got {batch_size!r}.")
+    trained = load_trained(source, checkpoint)
+    x, y, skipped, split = _evaluation_images(trained, data, split)
+    probs = predict_probs(trained.model, x, trained.preprocess, batch_size)
+    result = classification_metrics(probs, y, len(trained.class_names))
+    result.update(split=split, skipped_unreadable=skipped, model=trained.path,
+                  class_names=trained.class_names)
+    return result
+
+
+def predict(source, images, top_k=5, checkpoint="best") -> list:
+    """``[(path, [(class_name, probability), ...]), ...]``, the ``top_k`` classes per image."""
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top-k must be an integer >= 1; got {top_k!r}.")
+    if not images:
+        raise ValueError("give at least one image file.")
+    trained = load_trained(source, checkpoint)
+    batch = np.stack([load_image_file(p, trained.image_size, trained.channels) for p in images])
+    probs = predict_probs(trained.model, batch, trained.preprocess, len(batch))
+    top_k = min(top_k, probs.shape[1])
+    results = []
+    for path, row in zip(images, probs):
+        order = np.argsort(-row)[:top_k]
+        results.append((path, [(trained.class_names[i], float(row[i])) for i in order]))
+    return results

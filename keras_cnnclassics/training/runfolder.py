@@ -1,0 +1,242 @@
+"""The run folder: what a training run leaves behind, written so that nothing is lost.
+
+Layout of ``runs/NAME``::
+
+    config.json            resolved configuration, data and device summary
+    history.csv            one row per completed epoch
+    curves.png             loss and accuracy curves
+    best.keras             model (no optimizer) with the best validation top-1
+    best.weights.h5        its weights
+    last.keras             model after the last completed epoch
+    last.weights.h5        its weights
+    evaluation.json        final top-1/top-5/loss and confusion matrix (best model)
+    confusion_matrix.png   for <= 20 classes
+    checkpoint.npz         resume state: model and optimizer variables, seed
+                           states, epoch counter, history, best score
+    .lock                  PID of the training process holding the folder
+
+Every file is written to a temporary name in the folder and renamed into place
+(:func:`keras_cnnclassics.weights.atomic_path`), so a crash or a full disk
+leaves the previous version intact. ``checkpoint.npz`` is written last at the
+end of an epoch: it is the commit point ``--resume`` continues from.
+
+The ``.lock`` file is held with ``fcntl.flock`` while a training runs: a second
+training on the same folder is refused with the holder's PID; the lock dies
+with its process (SIGKILL included), so there is never a stale lock to clean up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import socket
+
+import numpy as np
+
+from keras_cnnclassics.weights import atomic_path
+
+__all__ = ["RunFolder", "RunFolderBusy", "SaveError", "ARTIFACTS"]
+
+ARTIFACTS = (
+    "config.json", "history.csv", "curves.png", "best.keras", "best.weights.h5",
+    "last.keras", "last.weights.h5", "evaluation.json", "confusion_matrix.png",
+    "checkpoint.npz",
+)
+CHECKPOINT = "checkpoint.npz"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+LOCK = ".lock"
+
+
+class RunFolderBusy(FileExistsError):
+    """Another process is training in this run folder."""
+
+
+class SaveError(OSError):
+    """Writing an artifact failed; the previous version of every file is intact."""
+
+
+class RunFolder:
+    """A run folder at ``path`` (see the module docstring for its contents)."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(os.fspath(path))
+        self._lock_fd = None
+
+    def file(self, name) -> str:
+        return os.path.join(self.path, name)
+
+    def exists(self, name) -> bool:
+        return os.path.exists(self.file(name))
+
+    def has_run(self) -> bool:
+        """True if the folder holds anything of a previous run."""
+        return any(self.exists(name) for name in ARTIFACTS)
+
+    # -- locking -----------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the folder's lock for the block; refuse if another process holds it."""
+        os.makedirs(self.path, exist_ok=True)
+        fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _try_lock(fd, self.file(LOCK))
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            self._lock_fd = fd
+            yield self
+        finally:
+            self._lock_fd = None
+            os.close(fd)  # closing releases the lock
+
+    def prepare(self, resume: bool, force: bool) -> None:
+        """Refuse to overwrite a previous run unless ``resume`` or ``force``."""
+        if resume and force:
+            raise ValueError("--resume and --force exclude each other.")
+        if resume:
+            if not self.exists("config.json"):
+                raise FileNotFoundError(
+                    f"nothing to resume in {self.path}: it holds no config.json; start a new "
+                    "run without --resume."
+                )
+            return
+        if self.has_run():
+            if not force:
+                present = [n for n in ARTIFACTS if self.exists(n)]
+                raise FileExistsError(
+                    f"run folder {self.path} already holds a run ({', '.join(present[:4])}"
+                    f"{', ...' if len(present) > 4 else ''}); pass --resume to continue it or "
+                    "--force to start it over (its files are replaced)."
+                )
+            for name in ARTIFACTS:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.file(name))
+
+    # -- atomic writes -----------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self, name):
+        """Yield a temporary path; it replaces ``name`` only if the block succeeds."""
+        try:
+            with atomic_path(self.file(name), overwrite=True) as tmp:
+                os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; run files are ordinary files
+                yield tmp
+        except OSError as err:
+            if isinstance(err, SaveError):
+                raise
+            raise SaveError(
+                err.errno,
+                f"could not write {self.file(name)}: {err.strerror or err}. Nothing was lost: "
+                "the previous checkpoint and model files are intact; free space (or fix "
+                "the folder) and continue with --resume",
+            ) from err
+
+    def write_text(self, name, text) -> None:
+        with self.writing(name) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def write_json(self, name, data) -> None:
+        self.write_text(name, json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+    def read_json(self, name):
+        with open(self.file(name), encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def write_csv(self, name, rows) -> None:
+        buffer = io.StringIO()
+        if rows:
+            keys = list(rows[0])
+            for row in rows[1:]:
+                keys += [k for k in row if k not in keys]
+            writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        self.write_text(name, buffer.getvalue())
+
+    def save_model(self, model, stem) -> None:
+        """``stem.keras`` and ``stem.weights.h5``, each atomically."""
+        with self.writing(f"{stem}.keras") as tmp:
+            model.save(tmp, overwrite=True)
+        with self.writing(f"{stem}.weights.h5") as tmp:
+            model.save_weights(tmp, overwrite=True)
+
+    # -- resume state ------------------------------------------------------------
+    def save_checkpoint(self, model_variables, optimizer_variables, meta) -> None:
+        """Write the resume state (the epoch's commit point)."""
+        arrays = {"meta": np.array(json.dumps(meta, default=_jsonable))}
+        for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
+            arrays[f"{prefix}_paths"] = np.array([v.path for v in variables] or [""])
+            for i, variable in enumerate(variables):
+                arrays[f"{prefix}_{i:05d}"] = _to_numpy(variable)
+        with self.writing(CHECKPOINT) as tmp:
+            np.savez(tmp, **arrays)
+
+    def load_checkpoint(self, model_variables, optimizer_variables) -> dict | None:
+        """Assign the saved state to the given variables; return its metadata (None if absent)."""
+        if not self.exists(CHECKPOINT):
+            return None
+        try:
+            with np.load(self.file(CHECKPOINT), allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
+                    _check_paths(self.file(CHECKPOINT), prefix, data, variables)
+                    for i, variable in enumerate(variables):
+                        variable.assign(data[f"{prefix}_{i:05d}"])
+        except (OSError, ValueError, KeyError) as err:
+            if isinstance(err, ValueError) and "does not match" in str(err):
+                raise
+            raise ValueError(
+                f"resume checkpoint {self.file(CHECKPOINT)} cannot be read ({err}); it is "
+                "damaged. Start over with --force."
+            ) from None
+        return meta
+
+
+def _try_lock(fd, path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; the PID file is informative only
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        with open(path, encoding="utf-8") as handle:
+            holder = handle.read().split()
+        who = f"process {holder[0]} on {holder[1]}" if len(holder) >= 2 else "another process"
+        raise RunFolderBusy(
+            f"run folder {os.path.dirname(path)} is in use by a training ({who}, lock file "
+            f"{path}); wait for it to finish or choose another --output."
+        ) from None
+
+
+def _check_paths(path, prefix, data, variables):
+    saved = [str(p) for p in data[f"{prefix}_paths"] if str(p)]
+    current = [v.path for v in variables]
+    if saved != current:
+        first = next(
+            (f"{a} vs {b}" for a, b in zip(saved, current) if a != b),
+            f"{len(saved)} vs {len(current)} variables",
+        )
+        raise ValueError(
+            f"resume checkpoint {path} does not match this model's {prefix} state ({first}); "
+            "was the run folder made by another model or configuration?"
+        )
+
+
+def _to_numpy(variable):
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(variable))
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
