@@ -8,7 +8,7 @@ conversion a per-layer copy):
   only for stride 1 and odd kernels; otherwise an explicit ``ZeroPadding2D`` and
   a ``valid`` convolution are used.
 * BatchNorm uses PyTorch's ``eps=1e-5`` and momentum 0.1 (Keras momentum 0.9).
-* Max pooling reproduces ``padding`` and ``ceil_mode`` with -inf padding.
+* Max pooling reproduces ``padding`` and ``ceil_mode`` (border-replicating padding).
 """
 
 from __future__ import annotations

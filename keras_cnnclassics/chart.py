@@ -72,16 +72,18 @@ def _place_labels(ax, points, fontsize):
     ]
     radii = [math.sqrt(_bubble_area(p["params"]) / math.pi) for p in points]
     obstacles = [(x - r, y - r, x + r, y + r) for (x, y), r in zip(centres, radii)]
-    directions = [(1, 0.3), (1, -1), (-1, 0.3), (-1, -1), (0, 1), (0, -1.6), (1, 1.2), (-1, 1.2)]
+    directions = [(1, 0.3), (1, -0.3), (-1, 0.3), (-1, -0.3), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1),
+                  (-1, -1)]
     for index in sorted(range(len(points)), key=lambda i: -points[i]["params"]):
         (x, y), radius, name = centres[index], radii[index], points[index]["name"]
         width, height = 0.55 * fontsize * len(name), fontsize
         best = None
-        for gap in (3, 12):
+        for gap in (3, 12, 24):
             for ux, uy in directions:
                 dx, dy = ux * (radius + gap), uy * (radius * 0.7 + gap)
                 left = x + dx - (width if ux < 0 else 0 if ux > 0 else width / 2)
-                box = (left, y + dy, left + width, y + dy + height)
+                bottom = y + dy if dy > 0 else y + dy - height
+                box = (left, bottom, left + width, bottom + height)
                 others = obstacles[:index] + obstacles[index + 1 :]
                 cost = sum(_overlap(box, other) for other in others)
                 if best is None or cost < best[0]:
@@ -90,10 +92,15 @@ def _place_labels(ax, points, fontsize):
                 break
         _, dx, dy, ux, box = best
         obstacles.append(box)
+        # A leader from the label's corner nearest the bubble to the bubble's edge.
+        corner = (1.0 if ux < 0 else 0.0 if ux > 0 else 0.5, 0.0 if dy > 0 else 1.0)
+        leader = dict(arrowstyle="-", linewidth=0.4, color="0.35", shrinkA=0, shrinkB=radius,
+                      relpos=corner)
         ax.annotate(
             name, (points[index]["macs"] / 1e9, points[index]["top1"]), xytext=(dx, dy),
-            textcoords="offset points", fontsize=fontsize,
+            textcoords="offset points", fontsize=fontsize, arrowprops=leader,
             ha="right" if ux < 0 else "left" if ux > 0 else "center",
+            va="bottom" if dy > 0 else "top",
         )
 
 
@@ -120,7 +127,7 @@ def complexity_chart(path, names=None, stats=None, title=None, dpi=150):
     points = chart_points(names, stats)
     if not points:
         raise ValueError("complexity_chart: none of these models has a published top-1 accuracy.")
-    fig = Figure(figsize=(12, 7.5), dpi=dpi)
+    fig = Figure(figsize=(13, 8), dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     families = sorted({p["family"] for p in points})

@@ -95,13 +95,20 @@ class DropPath(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class PoolPadding2D(keras.layers.Layer):
-    """Pad height/width with ``-inf`` so a following max pool ignores the border.
+    """Pad height/width so that a following max pool ignores the border.
 
     This reproduces PyTorch's ``MaxPool2d(padding=p, ceil_mode=...)`` exactly:
     PyTorch never lets padded cells win the maximum, and ``ceil_mode=True`` is the
     same as padding ``stride - 1`` extra cells at the bottom/right and pooling with
     ``valid`` windows (Keras has no ceil mode). ``padding`` is
     ``((top, bottom), (left, right))``.
+
+    The padded cells repeat the nearest border row/column instead of holding
+    ``-inf``: under PyTorch's pooling rules (padding <= kernel / 2, no window
+    starting past the last input cell) every window that contains a padded cell
+    also contains the border cell it copies, so the maximum is the same, while the
+    graph stays finite -- ``-inf`` gives int8 quantizers (TFLite, ONNX Runtime) an
+    infinite activation range.
     """
 
     def __init__(self, padding=((0, 0), (0, 0)), **kwargs):
@@ -115,8 +122,18 @@ class PoolPadding2D(keras.layers.Layer):
         return [[0, 0], [0, 0]] + [list(p) for p in spatial]
 
     def call(self, inputs):
-        neg = float("-inf") if "float" in str(inputs.dtype) else inputs.dtype.min
-        return ops.pad(inputs, self._pad_width(len(inputs.shape)), constant_values=neg)
+        rank = len(inputs.shape)
+        x = inputs
+        for axis, (before, after) in enumerate(self._pad_width(rank)):
+            if not (before or after):
+                continue
+            index = [slice(None)] * rank
+            index[axis] = slice(0, 1)
+            first = x[tuple(index)]
+            index[axis] = slice(-1, None)
+            last = x[tuple(index)]
+            x = ops.concatenate([first] * before + [x] + [last] * after, axis=axis)
+        return x
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
@@ -397,3 +414,135 @@ class GroupedConv2D(keras.layers.Conv2D):
             ],
             axis=axis,
         )
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FractalColumnSampler(keras.layers.Layer):
+    """Chooses, per sample, the column kept by FractalNet's *global* drop-path.
+
+    Larsson et al. (2016), Sec. 3.1: global drop-path keeps a single column for
+    the entire network, so every join of the network must see the same choice.
+    This layer draws it once per sample and step; the network's
+    :class:`FractalJoin` layers receive it as ``global_column``. In training a
+    sample uses global drop-path with probability ``global_ratio`` (the paper
+    mixes 50 % global with 50 % local sampling) and then gets a column drawn
+    uniformly from ``range(num_columns)``; every other sample gets -1 (local
+    drop-path). At inference the output is all -1. The output is a float32
+    vector of shape ``(batch,)`` holding integer values.
+    """
+
+    def __init__(self, num_columns, global_ratio=0.5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(num_columns, int) or num_columns < 1:
+            raise ValueError(f"FractalColumnSampler: num_columns must be >= 1; got {num_columns!r}.")
+        if not 0.0 <= float(global_ratio) <= 1.0:
+            raise ValueError(
+                f"FractalColumnSampler: global_ratio must be in [0, 1]; got {global_ratio!r}."
+            )
+        self.num_columns = num_columns
+        self.global_ratio = float(global_ratio)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        none = ops.zeros_like(ops.reshape(inputs, (ops.shape(inputs)[0], -1))[:, 0]) - 1.0
+        none = ops.cast(none, "float32")
+        if not training or self.global_ratio == 0.0:
+            return none
+        draw = keras.random.uniform(ops.shape(none), seed=self.seed_generator)
+        column = ops.floor(
+            keras.random.uniform(ops.shape(none), seed=self.seed_generator) * self.num_columns
+        )
+        column = ops.minimum(column, self.num_columns - 1.0)
+        return ops.where(draw < self.global_ratio, column, none)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def compute_output_spec(self, inputs, training=None):
+        return keras.KerasTensor((inputs.shape[0],), dtype="float32")
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_columns": self.num_columns,
+            "global_ratio": self.global_ratio,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FractalJoin(keras.layers.Layer):
+    """FractalNet's join: element-wise mean of its inputs, with drop-path in training.
+
+    Larsson et al. (2016), Sec. 2 and 3.1. The inputs are the outputs of the
+    columns listed in ``columns`` (column indices of the fractal block, 0 =
+    the shallowest), all of the same shape.
+
+    * Inference (``training`` false): the plain mean of all inputs.
+    * Local drop-path (training): each input is dropped independently per
+      sample with probability ``drop_rate``; if every input of a sample is
+      dropped, one drawn uniformly is kept. The output is the mean of the kept
+      inputs.
+    * Global drop-path (training, samples whose ``global_column`` is >= 0, see
+      :class:`FractalColumnSampler`): only the input coming from that column is
+      kept; a join the chosen column does not pass through outputs zeros
+      (its output only feeds columns that are dropped further on).
+    """
+
+    def __init__(self, drop_rate=0.15, columns=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(drop_rate) < 1.0:
+            raise ValueError(f"FractalJoin: drop_rate must be in [0, 1); got {drop_rate!r}.")
+        self.drop_rate = float(drop_rate)
+        self.columns = None if columns is None else tuple(int(c) for c in columns)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or not isinstance(input_shape[0], (list, tuple)):
+            raise ValueError(f"{self.name}: FractalJoin takes a list of tensors.")
+        shapes = {tuple(s) for s in input_shape}
+        if len(shapes) != 1:
+            raise ValueError(f"{self.name}: all inputs must have the same shape; got {input_shape}.")
+        if self.columns is not None and len(self.columns) != len(input_shape):
+            raise ValueError(
+                f"{self.name}: {len(self.columns)} column indices for {len(input_shape)} inputs."
+            )
+
+    def _local_keep(self, count, batch, dtype):
+        """(count, batch) 0/1 mask: keep with probability 1 - drop_rate, at least one per sample."""
+        noise = keras.random.uniform((count, batch), seed=self.seed_generator)
+        keep = ops.cast(noise >= self.drop_rate, dtype)
+        pick = keras.random.uniform((batch,), seed=self.seed_generator) * count
+        rescue = ops.transpose(ops.one_hot(ops.cast(ops.minimum(pick, count - 1), "int32"), count, dtype=dtype))
+        none_kept = ops.cast(ops.sum(keep, axis=0, keepdims=True) == 0, dtype)
+        return keep + rescue * none_kept
+
+    def call(self, inputs, global_column=None, training=None):
+        stacked = ops.stack(inputs, axis=0)
+        if not training:
+            return ops.mean(stacked, axis=0)
+        count, dtype = len(inputs), stacked.dtype
+        batch = ops.shape(inputs[0])[0]
+        keep = self._local_keep(count, batch, dtype)
+        if global_column is not None:
+            columns = self.columns if self.columns is not None else tuple(range(count))
+            column_ids = ops.convert_to_tensor([[float(c)] for c in columns], dtype="float32")
+            chosen = ops.cast(ops.reshape(global_column, (1, -1)), "float32")
+            global_keep = ops.cast(ops.equal(column_ids, chosen), dtype)
+            keep = ops.where(chosen >= 0, global_keep, keep)
+        keep = ops.reshape(keep, (count, -1) + (1,) * (len(inputs[0].shape) - 1))
+        total = ops.sum(stacked * keep, axis=0)
+        return total / ops.maximum(ops.sum(keep, axis=0), ops.cast(1.0, dtype))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "drop_rate": self.drop_rate,
+            "columns": self.columns,
+            "seed": self.seed,
+        }

@@ -262,6 +262,13 @@ def _average_cost(layer, ins, outs):
     return Cost(elementwise=len(ins) * _numel(outs[0]))
 
 
+@register_cost(kc_layers.FractalJoin)
+def _fractal_join_cost(layer, ins, outs):
+    """Inference: the mean of the joined columns (``global_column`` is not an input here)."""
+    joined = sum(1 for shape in ins if shape == outs[0])
+    return Cost(elementwise=joined * _numel(outs[0]))
+
+
 @register_cost(kc_layers.WeightedAverage)
 def _weighted_average_cost(layer, ins, outs):
     """n multiplications and n - 1 additions per output element."""
@@ -280,7 +287,8 @@ def _lrn_cost(layer, ins, outs):
     keras.layers.SpatialDropout2D, keras.layers.SpatialDropout3D, keras.layers.Identity,
     keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D,
     keras.layers.Cropping1D, keras.layers.Cropping2D, keras.layers.Cropping3D,
-    kc_layers.PoolPadding2D, kc_layers.DropPath,
+    kc_layers.PoolPadding2D, kc_layers.DropPath, kc_layers.ZeroPadChannels,
+    kc_layers.FractalColumnSampler,
 )
 def _no_arithmetic(layer, ins, outs):
     """Data movement only (and identities at inference: dropout, drop-path)."""
@@ -343,7 +351,7 @@ class _Tracer:
                     calls.extend(nested)
                     return out
                 out = operation.compute_output_spec(*args, **kwargs)
-                calls.append(self._call(operation, args, out, prefix))
+                calls.append(self._call(operation, args, kwargs, out, prefix))
                 return out
 
             return record
@@ -351,8 +359,9 @@ class _Tracer:
         outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
         return outputs, calls
 
-    def _call(self, layer, args, out, prefix):
+    def _call(self, layer, args, kwargs, out, prefix):
         tensors_in = [t for t in keras.tree.flatten(args) if isinstance(t, keras.KerasTensor)]
+        tensors_kw = [t for t in keras.tree.flatten(kwargs) if isinstance(t, keras.KerasTensor)]
         tensors_out = keras.tree.flatten(out)
         in_shapes = [tuple(t.shape) for t in tensors_in]
         out_shapes = [tuple(t.shape) for t in tensors_out]
@@ -374,7 +383,8 @@ class _Tracer:
             ops=0,
             note="" if first_call else "shared weights (counted at first call)",
         )
-        return _Call(row, layer, cost, [id(t) for t in tensors_in], [id(t) for t in tensors_out])
+        input_ids = [id(t) for t in tensors_in + tensors_kw]
+        return _Call(row, layer, cost, input_ids, [id(t) for t in tensors_out])
 
 
 def _fold_padding(calls, protected_ids):

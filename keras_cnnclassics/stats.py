@@ -85,14 +85,24 @@ def update_stats(names=None, path=STATS_PATH, force=False, log=None) -> list[str
         names = sorted(registered) if force else stale_names(stats)
     else:
         names = [get_spec(n).name for n in names]
+    failures = []
     for name in names:
         if log:
             log(f"profiling {name} ...")
-        stats[name] = compute_entry(name)
-    stats = {n: stats[n] for n in sorted(stats) if n in registered}
+        try:
+            stats[name] = compute_entry(name)
+        except ValueError as err:  # keep going; report every failing model at the end
+            failures.append(f"{name}: {err}")
+    _write_stats(path, {n: stats[n] for n in sorted(stats) if n in registered})
+    if failures:
+        raise ValueError("could not profile " + " | ".join(failures))
+    return list(names)
+
+
+def _write_stats(path, stats):
+    """One model per line, sorted, so the file's diff shows exactly what changed."""
     entries = ",\n".join(f"  {json.dumps(n)}: {json.dumps(stats[n], sort_keys=True)}" for n in stats)
     _write_text(path, f'{{\n "convention": {json.dumps(CONVENTION)},\n "models": {{\n{entries}\n }}\n}}\n')
-    return list(names)
 
 
 def _write_text(path, text):

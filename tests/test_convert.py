@@ -43,6 +43,34 @@ def convert_cases():
         yield pytest.param(spec, id=spec.name, marks=marks)
 
 
+def conditioned_reference(reference, **kwargs):
+    """``torch_reference`` made well-conditioned for a float32 comparison.
+
+    Random networks amplify float32 rounding from layer to layer: with
+    ``torch_reference``'s random BatchNorm statistics Inception v3's logits reach
+    1e12, and even with statistics estimated from data and BN scales in [0.5, 1.5]
+    torch's own float32 logits differ from its float64 ones by 2.2e-4 (Inception v3,
+    299x299), above the 1e-4 this test asserts. So: BN scales uniform in [0.1, 0.4]
+    (biases stay uniform in [-0.5, 0.5]), running statistics estimated on a random
+    batch (train-mode forward, cumulative average): all non-trivial, logits of a few
+    units, and torch's float32-vs-float64 difference 7.2e-6 on Inception v3.
+    """
+    model = torch_reference(reference, **kwargs)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for norm in norms:
+            norm.weight.copy_(torch.rand(norm.num_features, generator=gen) * 0.3 + 0.1)
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average over the calibration batch
+        spec = next(s for s in CONVERTIBLE if s.reference == reference)
+        x = images(spec.input_shape[0], seed=7, batch=4).transpose(0, 3, 1, 2)
+        model.train()(torch.from_numpy(x.copy()))
+    for norm in norms:
+        norm.momentum = 0.1
+    return model.eval()
+
+
 def library(spec):
     return spec.reference.split(":", 1)[0]
 
@@ -68,7 +96,7 @@ def images(size, seed=1, batch=2):
 
 @pytest.mark.parametrize("spec", convert_cases())
 def test_converted_checkpoint_matches_reference(spec, tmp_path):
-    reference = torch_reference(spec.reference)
+    reference = conditioned_reference(spec.reference)
     suffix = ".safetensors" if library(spec) == "timm" else ".pth"
     checkpoint = save_checkpoint(reference.state_dict(), tmp_path / f"{spec.name}{suffix}")
     output = tmp_path / f"{spec.name}.weights.h5"
@@ -78,7 +106,9 @@ def test_converted_checkpoint_matches_reference(spec, tmp_path):
 
     model = kc.get_model(spec.name, weights=output, classifier_activation=None)
     x = images(spec.input_shape[0])
-    diff = np.max(np.abs(logits(model, x) - torch_logits(reference, x)))
+    expected = torch_logits(reference, x)
+    diff = np.max(np.abs(logits(model, x) - expected))
+    print(f"\nPARITY {spec.name} {keras.backend.backend()} max|diff| {diff:.2e} max|logit| {np.max(np.abs(expected)):.2f}")
     assert diff <= TOLERANCE, f"{spec.name}: max |logit difference| {diff:.3g}"
 
 
@@ -87,10 +117,12 @@ def test_converted_checkpoint_matches_reference(spec, tmp_path):
 # ----------------------------------------------------------------------------------
 
 SMALL = min(CONVERTIBLE, key=lambda s: s.params)
-# A model of another family, and pairs of one family at two depths, for the mismatch errors.
+# A model of another family (few layers: quick to build), and a family at two depths.
 OTHER = min((s for s in CONVERTIBLE if s.family != SMALL.family and library(s) == library(SMALL)),
-            key=lambda s: s.params)
-DEPTH_PAIRS = (("resnet18", "resnet34"), ("densenet121", "densenet169"), ("vgg11", "vgg13"))
+            key=lambda s: (s.name != "alexnet", s.params))
+DEPTH_PAIRS = (("resnet18", "resnet34"), ("vgg11", "vgg13"), ("densenet121", "densenet169"))
+# The conversion itself is numpy; tests that only need one backend's Keras are sampled.
+sampled = pytest.mark.heavy
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +139,7 @@ def run_cli(*args):
     return cli.main(["convert", *map(str, args)])
 
 
+@sampled("convert-formats")
 def test_pth_and_safetensors_convert_to_identical_files(small_reference, small_checkpoint, tmp_path):
     safetensors_file = save_checkpoint(small_reference.state_dict(), tmp_path / "small.safetensors")
     assert run_cli("--arch", SMALL.name, "--source", library(SMALL), "--input", small_checkpoint,
@@ -119,6 +152,7 @@ def test_pth_and_safetensors_convert_to_identical_files(small_reference, small_c
         np.testing.assert_array_equal(wa, wb)
 
 
+@sampled("convert-script")
 def test_tools_script_converts_and_reports_the_difference(small_checkpoint, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("convert_weights", os.path.join(ROOT, "tools", "convert_weights.py"))
     script = importlib.util.module_from_spec(spec)
@@ -230,12 +264,10 @@ def test_bad_files_give_one_clear_line(make, suffix, message, tmp_path, capsys):
 
 
 def _mismatch_cases():
-    cases = [pytest.param(OTHER.name, id="other-architecture")]
+    cases = [pytest.param(OTHER.name, id="other-architecture", marks=sampled("convert-other-arch"))]
     for small, deeper in DEPTH_PAIRS:
         if all(name in kc.list_models() for name in (small, deeper)):
-            spec = get_spec(deeper)
-            marks = [pytest.mark.heavy("convert-other-depth")] if spec.heavy else []
-            cases.append(pytest.param((small, deeper), id="other-depth", marks=marks))
+            cases.append(pytest.param((small, deeper), id="other-depth", marks=sampled("convert-other-depth")))
             break
     return cases
 
@@ -299,8 +331,9 @@ def test_unknown_source_is_an_argparse_error(small_checkpoint, tmp_path):
 # ----------------------------------------------------------------------------------
 
 
+@sampled("convert-fine-tuned")
 def test_fine_tuned_checkpoint_keeps_its_head(tmp_path):
-    reference = torch_reference(SMALL.reference, num_classes=10)
+    reference = conditioned_reference(SMALL.reference, num_classes=10)
     checkpoint = save_checkpoint(reference.state_dict(), tmp_path / "ft.pth")
     result = convert_checkpoint(SMALL.name, library(SMALL), checkpoint, tmp_path / "ft.weights.h5", log=None)
     assert result.checkpoint_classes == 10 and result.reinitialised == []
@@ -309,6 +342,7 @@ def test_fine_tuned_checkpoint_keeps_its_head(tmp_path):
     assert np.max(np.abs(logits(model, x) - torch_logits(reference, x))) <= TOLERANCE
 
 
+@sampled("convert-heads")
 def test_classes_reinitialises_only_the_head_and_no_top_drops_it(small_checkpoint, tmp_path):
     full_file, ten_file, top_free = (tmp_path / f"{n}.weights.h5" for n in ("full", "ten", "notop"))
     convert_checkpoint(SMALL.name, library(SMALL), small_checkpoint, full_file, log=None)

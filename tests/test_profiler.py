@@ -210,6 +210,16 @@ def test_true_flops_of_elementwise_layers():
     assert result.row("grouped").ops == 2 * result.row("grouped").macs  # no bias, no activation
 
 
+def test_fractal_join_counts_its_joined_columns_only():
+    inputs = keras.Input((4, 4, 2))
+    column = kc_layers.FractalColumnSampler(2, name="sampler")(inputs)
+    a = keras.layers.Conv2D(2, 1, name="a")(inputs)
+    joined = kc_layers.FractalJoin(columns=(0, 1), name="join")([a, inputs], global_column=column)
+    result = kc.profile(keras.Model(inputs, joined), true_flops=True)
+    assert result.row("join").ops == 2 * 4 * 4 * 2  # mean of 2 inputs, the column id excluded
+    assert result.row("sampler").ops == 0 and result.row("sampler").output_shape == ()
+
+
 def test_nested_and_shared_layers_and_none_dims():
     inner_in = keras.Input((None, None, 3))
     inner = keras.Model(inner_in, keras.layers.Conv2D(4, 3, name="conv")(inner_in), name="inner")

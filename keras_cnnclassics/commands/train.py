@@ -31,6 +31,7 @@ FLAGS = {
     "--distribute": ("distribute", {"choices": CHOICES["distribute"], "help": "default none"}),
     "--output": ("output", {"metavar": "RUN", "help": "run folder (default runs/<model>-<timestamp>)"}),
     "--seed": ("seed", {"type": int, "help": "default 0"}),
+    "--limit": ("limit", {"type": int, "metavar": "N", "help": "at most N training and N validation images (quick trials)"}),
 }
 
 

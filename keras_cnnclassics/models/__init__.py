@@ -14,3 +14,5 @@ from keras_cnnclassics.models.googlenet import *  # noqa: F401,F403
 from keras_cnnclassics.models.inception import *  # noqa: F401,F403
 from keras_cnnclassics.models.squeezenet import *  # noqa: F401,F403
 from keras_cnnclassics.models.densenet import *  # noqa: F401,F403
+from keras_cnnclassics.models.nin import *  # noqa: F401,F403
+from keras_cnnclassics.models.fractalnet import *  # noqa: F401,F403

@@ -49,6 +49,7 @@ from keras_cnnclassics.blocks import (
     max_pool2d,
     relu,
 )
+from keras_cnnclassics.initializers import host_he_normal
 from keras_cnnclassics.preprocessing import torch_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
 
@@ -116,7 +117,7 @@ def bn_relu_conv(x, filters, kernel_size, padding=0, *, norm, conv, dropout=0.0)
     """Pre-activation unit BN-ReLU-Conv (no bias) [-dropout]: DenseNet's composite H_l."""
     x = batch_norm(x, name=norm)
     x = relu(x, f"{norm}_relu")
-    x = conv2d(x, filters, kernel_size, 1, padding, name=conv, use_bias=False)
+    x = conv2d(x, filters, kernel_size, 1, padding, name=conv, use_bias=False, kernel_initializer=host_he_normal())
     if dropout:
         x = layers.Dropout(dropout, name=f"{conv}_dropout")(x)
     return x
@@ -199,7 +200,10 @@ def _densenet(
             f"densenet: block_config must be a non-empty sequence of positive layer counts; "
             f"got {block_config!r}."
         )
-    x = conv2d(img_input, init_features, 7, 2, 3, name="features_conv0", use_bias=False)
+    x = conv2d(
+        img_input, init_features, 7, 2, 3, name="features_conv0", use_bias=False,
+        kernel_initializer=host_he_normal(),
+    )
     x = batch_norm(x, name="features_norm0")
     x = relu(x, "features_relu0")
     x = max_pool2d(x, 3, 2, 1, name="features_pool0")
@@ -221,7 +225,10 @@ def _densenet_cifar(
     n = cifar_layers_per_block(depth, bottleneck)
     if init_features is None:
         init_features = 2 * growth_rate if bottleneck and compression < 1 else 16
-    x = conv2d(img_input, init_features, 3, 1, 1, name="features_conv0", use_bias=False)
+    x = conv2d(
+        img_input, init_features, 3, 1, 1, name="features_conv0", use_bias=False,
+        kernel_initializer=host_he_normal(),
+    )
     x = dense_stages(x, (n, n, n), growth_rate, bn_size if bottleneck else None, compression, dropout)
     return densenet_head(x, include_top, classes, classifier_activation, pooling)
 

@@ -584,10 +584,13 @@ ResNeXt101_64x4d = _torchvision(
 )
 
 
-def _legacy_se(name, constructor, depth, params, doc, groups=1, width_per_group=64):
+def _legacy_se(name, constructor, depth, params, doc, groups=1, width_per_group=64, top1_error=None):
     # timm's legacy SE-ResNet bottleneck strides its first 1x1 (Caffe); SE-ResNeXt the 3x3.
+    # Published single-crop (224) top-1 errors: Hu et al., SENet, CVPR 2018, Table 2.
+    top1 = None if top1_error is None else round(100 - top1_error, 2)
+    source = None if top1_error is None else f"Hu et al. 2018, Table 2 (224 crop, top-1 error {top1_error} %)"
     return register_resnet(
-        name, constructor, paper=SENET_PAPER, year=2017, params=params,
+        name, constructor, paper=SENET_PAPER, year=2017, params=params, top1=top1, top1_source=source,
         reference=f"timm:legacy_{name}", doc=doc, depth=depth, style="legacy_senet",
         se_reduction=16, groups=groups, width_per_group=width_per_group,
         stride_in_1x1=groups == 1 and IMAGENET_DEPTHS[depth][0] == "bottleneck",
@@ -597,20 +600,24 @@ def _legacy_se(name, constructor, depth, params, doc, groups=1, width_per_group=
 
 SEResNet18 = _legacy_se("seresnet18", "SEResNet18", 18, 11_778_592, "Instantiates SE-ResNet-18.")
 SEResNet34 = _legacy_se("seresnet34", "SEResNet34", 34, 21_958_868, "Instantiates SE-ResNet-34.")
-SEResNet50 = _legacy_se("seresnet50", "SEResNet50", 50, 28_088_024, "Instantiates SE-ResNet-50.")
-SEResNet101 = _legacy_se("seresnet101", "SEResNet101", 101, 49_326_872, "Instantiates SE-ResNet-101.")
-SEResNet152 = _legacy_se("seresnet152", "SEResNet152", 152, 66_821_848, "Instantiates SE-ResNet-152.")
+SEResNet50 = _legacy_se("seresnet50", "SEResNet50", 50, 28_088_024, "Instantiates SE-ResNet-50.", top1_error=23.29)
+SEResNet101 = _legacy_se(
+    "seresnet101", "SEResNet101", 101, 49_326_872, "Instantiates SE-ResNet-101.", top1_error=22.38
+)
+SEResNet152 = _legacy_se(
+    "seresnet152", "SEResNet152", 152, 66_821_848, "Instantiates SE-ResNet-152.", top1_error=21.57
+)
 SEResNeXt26_32x4d = _legacy_se(
     "seresnext26_32x4d", "SEResNeXt26_32x4d", 26, 16_790_280,
     "Instantiates SE-ResNeXt-26 (32x4d).", groups=32, width_per_group=4,
 )
 SEResNeXt50_32x4d = _legacy_se(
     "seresnext50_32x4d", "SEResNeXt50_32x4d", 50, 27_559_896,
-    "Instantiates SE-ResNeXt-50 (32x4d).", groups=32, width_per_group=4,
+    "Instantiates SE-ResNeXt-50 (32x4d).", groups=32, width_per_group=4, top1_error=21.10,
 )
 SEResNeXt101_32x4d = _legacy_se(
     "seresnext101_32x4d", "SEResNeXt101_32x4d", 101, 48_955_416,
-    "Instantiates SE-ResNeXt-101 (32x4d).", groups=32, width_per_group=4,
+    "Instantiates SE-ResNeXt-101 (32x4d).", groups=32, width_per_group=4, top1_error=20.70,
 )
 
 

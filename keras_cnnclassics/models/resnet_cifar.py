@@ -132,15 +132,15 @@ def _he2015(depth, params, heavy=None):
     )
 
 
-ResNet20 = _he2015(20, 272_474)
-ResNet32 = _he2015(32, 466_906)
-ResNet44 = _he2015(44, 661_338)
-ResNet56 = _he2015(56, 855_770)
-ResNet110 = _he2015(110, 1_730_714)
-ResNet1202 = _he2015(1202, 19_424_026, heavy=True)
+ResNet20 = _he2015(20, 269_722)
+ResNet32 = _he2015(32, 464_154)
+ResNet44 = _he2015(44, 658_586)
+ResNet56 = _he2015(56, 853_018)
+ResNet110 = _he2015(110, 1_727_962)
+ResNet1202 = _he2015(1202, 19_421_274, heavy=True)
 
 ResNet110StochasticDepth = _register(
-    "resnet110_stochastic_depth", "ResNet110StochasticDepth", 1_730_714,
+    "resnet110_stochastic_depth", "ResNet110StochasticDepth", 1_727_962,
     STOCHASTIC_DEPTH_PAPER, 2016,
     "Instantiates the CIFAR ResNet-110 with stochastic depth (linear decay, p_L = 0.5).",
     depth=110, drop_path_rate=0.5,
@@ -168,9 +168,9 @@ def _wrn(depth, k, params):
     )
 
 
-WRN16_8 = _wrn(16, 8, 10_961_706)
+WRN16_8 = _wrn(16, 8, 10_961_370)
 WRN28_10 = _wrn(28, 10, 36_479_194)
-WRN40_4 = _wrn(40, 4, 8_952_282)
+WRN40_4 = _wrn(40, 4, 8_949_210)
 
 
 def _resnext29(cardinality, params):

@@ -62,6 +62,8 @@ ZFNetWide = register_model(
     constructor="ZFNetWide",
     options={"conv345": (512, 1024, 512)},
     params=107_627_624,
+    top1=62.5,
+    top1_source="Zeiler & Fergus 2013, Table 2 (1 convnet, layers 3-5 with 512/1024/512 maps, val top-1 error 37.5 %)",
     notes="conv3-5 with 512/1024/512 filters (paper Table 1; the CS231n ZFNet).",
     doc="Instantiates ZFNet with 512/1024/512 filters in conv3-5.",
     **_ZF_COMMON,

@@ -65,6 +65,8 @@ class TrainConfig:
         weight_decay: decoupled weight decay (biases and BN excluded);
             default 5e-4 (sgd) or 0.05 (adamw).
         val_split: fraction of the data held out for validation.
+        limit: use at most this many training and validation images each (quick
+            trials); default all.
         model_options: family options passed to the constructor.
     """
 
@@ -87,6 +89,7 @@ class TrainConfig:
     seed: int = 0
     weight_decay: float | None = None
     val_split: float = 0.2
+    limit: int | None = None
     model_options: dict = dataclasses.field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
@@ -114,6 +117,8 @@ class TrainConfig:
         _check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0)
         _check_number("val_split", self.val_split, low=0.0, high=1.0, low_open=True)
         _check_int("seed", self.seed, minimum=0)
+        if self.limit is not None:
+            _check_int("limit", self.limit, minimum=1)
         for key, choices in CHOICES.items():
             value = getattr(self, key)
             if value is None and key == "augment":

@@ -238,9 +238,17 @@ class EpochEnd(keras.callbacks.Callback):
 
 
 def load_data(cfg, channels):
+    """The configured source, cut to ``cfg.limit`` images per split if set."""
     if cfg.data == DIGITS:
-        return load_digits_data(cfg.image_size, channels, cfg.val_split, cfg.seed)
-    return load_folder_data(cfg.data, cfg.image_size, channels, cfg.val_split, cfg.seed)
+        data = load_digits_data(cfg.image_size, channels, cfg.val_split, cfg.seed)
+    else:
+        data = load_folder_data(cfg.data, cfg.image_size, channels, cfg.val_split, cfg.seed)
+    if cfg.limit:
+        n = cfg.limit
+        data = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n],
+                                   x_val=data.x_val[:n], y_val=data.y_val[:n],
+                                   source=f"{data.source}, first {n} per split (--limit)")
+    return data
 
 
 def _stored_config(run, requested):
