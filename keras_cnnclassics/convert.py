@@ -320,13 +320,20 @@ def source_model(spec, state_dict, classes, mapping):
     import torch
 
     kwargs = {"num_classes": classes, **mapping.reference_kwargs}
-    if library == "torchvision":
-        model = getattr(lib, name)(weights=None, **kwargs)
-    else:
-        model = lib.create_model(name, pretrained=False, **kwargs)
+
+    def build():
+        if library == "torchvision":
+            return getattr(lib, name)(weights=None, **kwargs)
+        return lib.create_model(name, pretrained=False, **kwargs)
+
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()}
     try:
-        model.load_state_dict(tensors, strict=True)
+        with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+            model = build()
+        model.load_state_dict(tensors, strict=True, assign=True)
+        if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+            model = build()  # a buffer outside the state dict: build for real
+            model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
         raise ValueError(
             f"The checkpoint does not load into {spec.reference}({kwargs}): "

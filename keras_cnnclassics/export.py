@@ -542,8 +542,8 @@ def _writer_backend(fmt):
     if fmt == "tflite":
         reason = {
             "jax": "Keras' LiteRT export refuses the JAX backend",
-            "torch": "Keras' LiteRT export on PyTorch needs litert-torch and has no int8 "
-                     "representative-dataset path",
+            "torch": "Keras' LiteRT export on the PyTorch backend goes through litert-torch"
+                     + ("" if importlib.util.find_spec("litert_torch") else " (not installed)"),
         }[active]
     else:
         reason = {
@@ -644,7 +644,16 @@ def _onnx_quantize(path, quantize, calibration, batch):
             q.quantize_static(
                 prepared, path, Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
                 activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+                nodes_to_exclude=_final_softmax(prepared),
             )
+
+
+def _final_softmax(path):
+    """The output Softmax node, kept in float: 8-bit probabilities of many classes tie."""
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    return [n.name for n in graph.node if OUTPUT_NAME in n.output and n.op_type == "Softmax"]
 
 
 @contextlib.contextmanager

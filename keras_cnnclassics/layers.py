@@ -352,28 +352,34 @@ class ZeroPadChannels(keras.layers.Layer):
     padded with zero maps (as fb.resnet.torch: the zeros come after the input maps).
     """
 
-    def __init__(self, padding=(0, 0), **kwargs):
+    def __init__(self, padding=(0, 0), data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.padding = tuple(int(p) for p in padding)
         if len(self.padding) != 2 or min(self.padding) < 0:
             raise ValueError(
                 f"ZeroPadChannels: padding must be two non-negative integers; got {padding!r}."
             )
+        # Fixed at construction, like Keras' own layers, so a model keeps working
+        # when the global image data format changes later.
+        self.data_format = data_format or keras.config.image_data_format()
+
+    def _axis(self, rank):
+        return rank - 1 if self.data_format == "channels_last" else 1
 
     def call(self, inputs):
         pad = [[0, 0]] * len(inputs.shape)
-        pad[_channel_axis() % len(inputs.shape)] = list(self.padding)
+        pad[self._axis(len(inputs.shape))] = list(self.padding)
         return ops.pad(inputs, pad)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
-        axis = _channel_axis() % len(shape)
+        axis = self._axis(len(shape))
         if shape[axis] is not None:
             shape[axis] += sum(self.padding)
         return tuple(shape)
 
     def get_config(self):
-        return {**super().get_config(), "padding": self.padding}
+        return {**super().get_config(), "padding": self.padding, "data_format": self.data_format}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

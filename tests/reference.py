@@ -39,6 +39,7 @@ def torch_reference(reference: str, **kwargs):
     if library == "torchvision":
         model = getattr(torchvision_models(), name)(weights=None, **kwargs)
     else:
+        torchvision_models()  # timm imports torchvision: apply the CPU workaround first
         timm = pytest.importorskip("timm")
         model = timm.create_model(name, pretrained=False, **kwargs)
     randomize_batchnorm(model)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
+import re
 import sys
 
 import numpy as np
@@ -38,9 +39,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def convert_cases():
+    """Every model once per CI run (the copy is numpy; see the module docstring)."""
     for spec in CONVERTIBLE:
-        marks = [pytest.mark.heavy(f"convert-{spec.name}")] if spec.heavy else []
-        yield pytest.param(spec, id=spec.name, marks=marks)
+        yield pytest.param(spec, id=spec.name, marks=pytest.mark.heavy(f"convert-{spec.name}"))
 
 
 def conditioned_reference(reference, **kwargs):
@@ -75,6 +76,14 @@ def library(spec):
     return spec.reference.split(":", 1)[0]
 
 
+def published_names(spec, state_dict):
+    """The key names of the library's published file: torchvision's DenseNet weights use the
+    legacy ``denselayer1.norm.1.weight`` (the family's TORCH_MAPPING renames them back)."""
+    if spec.family != "densenet":
+        return state_dict
+    return {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v for k, v in state_dict.items()}
+
+
 def save_checkpoint(state_dict, path):
     """``torch.save`` for ``.pth``, safetensors for ``.safetensors`` (as the libraries publish)."""
     if str(path).endswith(".safetensors"):
@@ -98,7 +107,7 @@ def images(size, seed=1, batch=2):
 def test_converted_checkpoint_matches_reference(spec, tmp_path):
     reference = conditioned_reference(spec.reference)
     suffix = ".safetensors" if library(spec) == "timm" else ".pth"
-    checkpoint = save_checkpoint(reference.state_dict(), tmp_path / f"{spec.name}{suffix}")
+    checkpoint = save_checkpoint(published_names(spec, reference.state_dict()), tmp_path / f"{spec.name}{suffix}")
     output = tmp_path / f"{spec.name}.weights.h5"
 
     result = convert_checkpoint(spec.name, library(spec), checkpoint, output, log=None)
@@ -260,7 +269,8 @@ def test_bad_files_give_one_clear_line(make, suffix, message, tmp_path, capsys):
     assert code == 2
     assert message in err and len(err.splitlines()) == 1, err
     assert output.read_bytes() == b"previous file"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([bad.name, "out.weights.h5"])  # no PWNED, no temp
+    assert not (tmp_path / "PWNED").exists()  # the pickled os.system never ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([bad.name, "out.weights.h5"])  # no temp file
 
 
 def _mismatch_cases():
@@ -407,25 +417,42 @@ def test_decode_predictions_rejects_other_shapes(bad, message):
         kc.decode_predictions(np.zeros((1, 1000)), top=0)
 
 
-@pytest.mark.parametrize("family", sorted({s.family for s in CONVERTIBLE}))
-def test_preprocess_input_equals_the_reference_normalisation(family):
-    """torchvision: transforms.Normalize(IMAGENET mean/std) after ToTensor's /255; timm: the
-    model's pretrained_cfg mean/std."""
-    spec = next(s for s in CONVERTIBLE if s.family == family)
-    image = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype("uint8")
-    module = sys.modules[spec.builder.__module__]
-    got = module.preprocess_input(image)
-    tensor = torch.from_numpy(image.transpose(0, 3, 1, 2).astype("float32") / 255.0)
-    if library(spec) == "torchvision":
-        torchvision_models()
-        from torchvision import transforms
+# resnet.py exports torchvision's normalisation for the whole family, but timm's resnetv2_*
+# weights (preact_resnet*) expect mean = std = 0.5 (their pretrained_cfg); left to the family.
+PREPROCESS_DEVIATIONS = {
+    s.name: "timm:resnetv2_* weights normalise with mean=std=0.5; resnet.preprocess_input is torchvision's"
+    for s in CONVERTIBLE if s.reference.startswith("timm:resnetv2_")
+}
 
-        expected = transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))(tensor)
+
+def preprocess_cases():
+    for spec in CONVERTIBLE:
+        reason = PREPROCESS_DEVIATIONS.get(spec.name)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        yield pytest.param(spec, id=spec.name, marks=marks)
+
+
+@pytest.mark.parametrize("spec", preprocess_cases())
+def test_preprocess_input_equals_the_reference_normalisation(spec):
+    """torchvision: transforms.Normalize with the mean/std of the model's published weights
+    (``get_model_weights(name).DEFAULT.transforms()``) after ToTensor's /255; timm: the
+    model's pretrained_cfg mean/std."""
+    image = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype("uint8")
+    original = image.copy()
+    got = sys.modules[spec.builder.__module__].preprocess_input(image)
+    tensor = torch.from_numpy(image.transpose(0, 3, 1, 2).astype("float32") / 255.0)
+    name = spec.reference.split(":", 1)[1]
+    models = torchvision_models()
+    from torchvision import transforms
+
+    if library(spec) == "torchvision":
+        preset = models.get_model_weights(name).DEFAULT.transforms()
+        mean, std = preset.mean, preset.std
     else:
         import timm
 
-        cfg = timm.get_pretrained_cfg(spec.reference.split(":", 1)[1])
-        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (cfg.mean, cfg.std))
-        expected = (tensor - mean) / std
+        cfg = timm.get_pretrained_cfg(name)
+        mean, std = cfg.mean, cfg.std
+    expected = transforms.Normalize(mean, std)(tensor)
     np.testing.assert_allclose(np.asarray(got), expected.numpy().transpose(0, 2, 3, 1), atol=1e-6)
-    assert image.dtype == np.uint8  # the argument is not modified
+    np.testing.assert_array_equal(image, original)  # the argument is not modified

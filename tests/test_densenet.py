@@ -38,14 +38,11 @@ def test_densenet264_count_equals_torchvision_densenet_class():
     assert _torch_count(model) == get_spec("densenet264").params == 33_337_704
 
 
-def test_densenet121_keras_count_is_torchvisions():
-    assert kc.count_params(kc.DenseNet121(input_shape=(64, 64, 3))) == 7_978_856
-
-
 def _assert_logits_match(name, size):
     spec = get_spec(name)
     reference = torch_reference(spec.reference)
     model = kc.get_model(name, input_shape=(size, size, 3), classifier_activation=None)
+    assert kc.count_params(model) == _torch_count(reference) == spec.params
     state_dict_to_keras(model, reference.state_dict())  # strict: every name must match
     x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
     got = np.asarray(model.predict(x, verbose=0))
@@ -131,7 +128,7 @@ def test_cifar_builder_equals_closed_form_for_an_unregistered_row():
 def test_cifar_structure_and_stage_outputs():
     model = kc.DenseNetBC100_K12_CIFAR()
     assert model.output_shape == (None, 10)
-    info = kc.feature_info("densenet_bc100_k12_cifar")
+    info = kc.feature_info(model)
     # 2k = 24 stem maps; 16 layers per block; theta = 0.5 in the transitions.
     assert [(i["reduction"], i["channels"]) for i in info] == [(1, 216), (2, 300), (4, 342)]
     assert model.get_layer("features_denseblock1_denselayer1_conv1").kernel.shape == (1, 1, 24, 48)

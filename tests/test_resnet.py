@@ -108,6 +108,7 @@ def test_registered_count_equals_the_live_reference_model(spec):
         if library == "torchvision":
             reference = getattr(torchvision_models(), name)(weights=None)
         else:
+            torchvision_models()  # timm imports torchvision
             reference = pytest.importorskip("timm").create_model(name, pretrained=False)
     assert sum(p.numel() for p in reference.parameters()) == spec.params
 
@@ -352,13 +353,12 @@ def test_channels_first_matches_channels_last():
     """Grouped convs, SE, option A, pre-activation and DropPath in NCHW, same weights."""
     options = dict(style="preact", groups=2, se_reduction=4, drop_path_rate=0.2, classifier_activation=None)
     last = kc.ResNet20(input_shape=(16, 16, 3), **options)
+    x = _images(16)
+    expected = last.predict(x, verbose=0)
     keras.config.set_image_data_format("channels_first")
     first = kc.ResNet20(input_shape=(3, 16, 16), **options)
     first.set_weights(last.get_weights())
-    x = _images(16)
-    np.testing.assert_allclose(
-        first.predict(x.transpose(0, 3, 1, 2), verbose=0), last.predict(x, verbose=0), atol=1e-4
-    )
+    np.testing.assert_allclose(first.predict(x.transpose(0, 3, 1, 2), verbose=0), expected, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from keras_cnnclassics.blocks import (
     max_pool2d,
     relu,
 )
+from keras_cnnclassics.convert import TorchMapping
 from keras_cnnclassics.initializers import host_he_normal
 from keras_cnnclassics.preprocessing import torch_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
@@ -332,3 +333,7 @@ def _register_cifar(name, constructor, options, params, table2, heavy):
 DenseNet40_K12_CIFAR, DenseNetBC100_K12_CIFAR, DenseNetBC250_K24_CIFAR, DenseNetBC190_K40_CIFAR = (
     _register_cifar(name, *values) for name, values in _CIFAR.items()
 )
+
+# Weight conversion (keras_cnnclassics.convert): torchvision's published DenseNet files use
+# the legacy names "denselayer1.norm.1.weight"; torchvision renames them on loading, so do we.
+TORCH_MAPPING = TorchMapping(rename=((r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", r"\1\2."),))

@@ -29,6 +29,7 @@ from __future__ import annotations
 from keras import layers
 
 from keras_cnnclassics.blocks import avg_pool2d, classifier_output, conv2d, global_pool, max_pool2d
+from keras_cnnclassics.initializers import host_he_normal
 from keras_cnnclassics.preprocessing import unit_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
 
@@ -45,12 +46,20 @@ MLPCONV_BLOCKS = (
 )
 
 
+def conv_relu(x, filters, kernel, name):
+    """A stride-1 "same" conv with bias and ReLU, as every layer of the Caffe model."""
+    return conv2d(
+        x, filters, kernel, 1, kernel // 2, name=name, activation="relu",
+        kernel_initializer=host_he_normal(),
+    )
+
+
 def mlpconv(x, spatial, pointwise):
     """One mlpconv block (Sec. 2.1): a kxk conv then 1x1 convs, each with ReLU."""
     name, filters, kernel = spatial
-    x = conv2d(x, filters, kernel, 1, kernel // 2, name=name, activation="relu")
+    x = conv_relu(x, filters, kernel, name)
     for name, filters in pointwise:
-        x = conv2d(x, filters, 1, name=name, activation="relu")
+        x = conv_relu(x, filters, 1, name)
     return x
 
 
@@ -68,7 +77,7 @@ def _nin(img_input, *, include_top, classes, classifier_activation, pooling, dro
     if not include_top:
         return global_pool(x, pooling)
     # Class maps + global average pooling instead of fully connected layers (Sec. 3.2).
-    x = conv2d(x, classes, 1, name="cccp6", activation="relu")
+    x = conv_relu(x, classes, 1, "cccp6")
     x = layers.GlobalAveragePooling2D(name="pool3")(x)
     return classifier_output(x, classifier_activation)
 
