@@ -14,7 +14,7 @@ import os
 import sys
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ["list", "info", "convert", "bench", "profile", "chart", "table", "train", "evaluate", "predict"]
+COMMAND_MODULES = ["list", "info", "convert", "bench", "profile", "chart", "table", "train", "evaluate", "predict", "export"]
 
 
 class CommandError(Exception):

@@ -463,48 +463,73 @@ def convert_checkpoint(
     reduced to the requested head and written. Any failure raises
     ``ValueError``/``FileExistsError`` and leaves ``output_path`` untouched.
     """
-    from keras_cnnclassics.registry import get_model, get_spec
+    from keras_cnnclassics.registry import get_spec
 
     log = log or (lambda *_: None)
     spec = get_spec(arch)
     _check_request(spec, source, output_path, classes, include_top, force)
     options = dict(options or {})
     mapping = family_mapping(spec, options)
-    progress = os.path.getsize(input_path) >= PROGRESS_BYTES if os.path.isfile(input_path) else False
+    progress = os.path.isfile(input_path) and os.path.getsize(input_path) >= PROGRESS_BYTES
     state, dropped = mapping.apply(read_checkpoint(input_path, progress=progress))
     log(f"read {len(state)} tensors from {os.fspath(input_path)}" + (
         f" (left out on purpose: {len(dropped)} tensors of {_summary(dropped)})" if dropped else ""))
-
-    def build(n_classes, top=True):
-        return get_model(spec.name, classes=n_classes, include_top=top,
-                         classifier_activation=None, **options)
-
-    full = build(spec.default_classes)
-    ckpt_classes = _checkpoint_classes(full, state)
-    if ckpt_classes not in (None, spec.default_classes):
-        full = build(ckpt_classes)
-    try:
-        state_dict_to_keras(full, state, progress=progress)
-    except ValueError as err:
-        raise ValueError(f"{os.fspath(input_path)!r} does not fit {spec.name}: {err}") from None
+    model, ckpt_classes = _copy_into_registry_model(spec, state, options, include_top, input_path, progress)
     result = ConversionResult(
         arch=spec.name, reference=spec.reference, output=os.fspath(output_path),
         tensors=sum(not k.endswith(_IGNORED_SUFFIXES) for k in state),
         checkpoint_classes=ckpt_classes, dropped=dropped,
     )
-    if verify:
-        _verify(result, spec, full, state, ckpt_classes or spec.default_classes, mapping, tolerance, log)
-    target = full
-    if not include_top or (classes is not None and classes != ckpt_classes):
-        target = get_model(spec.name, include_top=include_top, classes=classes or spec.default_classes,
-                           **options)
-        result.reinitialised = _copy_matching_layers(full, target)
-        log(("dropped the head" if not include_top else
-             f"re-initialised the head for {classes} classes ({', '.join(result.reinitialised)})"))
+    if ckpt_classes is None:
+        result.skipped = "the checkpoint has no classifier head, so there are no logits to compare"
+        log(f"verification skipped: {result.skipped}")
+    elif verify:
+        _verify(result, spec, model, state, ckpt_classes, mapping, tolerance, log)
+    target = _with_requested_head(spec, model, options, include_top, classes, result, log)
     _write(target, result.output, force)
     log(f"wrote {result.output} ({spec.name}, "
         f"{'no top' if not include_top else f'{classes or ckpt_classes} classes'})")
     return result
+
+
+def _build(spec, options, classes=None, include_top=True, logits=True):
+    from keras_cnnclassics.registry import get_model
+
+    activation = {"classifier_activation": None} if logits else {}
+    return get_model(spec.name, classes=classes or spec.default_classes, include_top=include_top,
+                     **activation, **options)
+
+
+def _copy_into_registry_model(spec, state, options, include_top, path, progress):
+    """``(model holding the checkpoint, its number of classes)``, strictly.
+
+    The model is the full one with the checkpoint's head size (logits), or, for a
+    checkpoint saved without its head and ``include_top=False``, the backbone
+    (classes None).
+    """
+    model = _build(spec, options)
+    ckpt_classes = _checkpoint_classes(model, state)
+    if ckpt_classes is None and not include_top:
+        model = _build(spec, options, include_top=False)
+    elif ckpt_classes not in (None, spec.default_classes):
+        model = _build(spec, options, ckpt_classes)
+    try:
+        state_dict_to_keras(model, state, progress=progress)
+    except ValueError as err:
+        hint = " (a checkpoint without its classifier head converts with --no-top)" if ckpt_classes is None else ""
+        raise ValueError(f"{os.fspath(path)!r} does not fit {spec.name}: {err}{hint}") from None
+    return model, ckpt_classes
+
+
+def _with_requested_head(spec, model, options, include_top, classes, result, log):
+    """``model`` itself, or a model with the requested head whose other layers are copied."""
+    if result.checkpoint_classes is None or (include_top and classes in (None, result.checkpoint_classes)):
+        return model
+    target = _build(spec, options, classes, include_top=include_top, logits=False)
+    result.reinitialised = _copy_matching_layers(model, target)
+    log("dropped the head" if not include_top else
+        f"re-initialised the head for {classes} classes ({', '.join(result.reinitialised)})")
+    return target
 
 
 def _summary(keys):

@@ -93,7 +93,11 @@ OUTPUT_NAME = "predictions"
 
 
 class ExportError(ValueError):
-    """An export that failed its verification (the report says by how much)."""
+    """An export that failed: its verification (``report`` says by how much) or its writer."""
+
+    def __init__(self, message, report=None):
+        super().__init__(message)
+        self.report = report
 
 
 # --------------------------------------------------------------------------- report
@@ -941,7 +945,8 @@ def export_model(
         if not report.passed:
             raise ExportError(
                 f"the exported file does not reproduce the Keras model ({report.limit}); "
-                f"nothing was written.\n{report.table()}"
+                f"nothing was written.\n{report.table()}",
+                report,
             )
     if verbose:
         print(report.table())
@@ -998,10 +1003,10 @@ class _Worker:
                 reply = ""
         if not reply:
             self.close()
-            raise RuntimeError(f"the {self.backend} export worker died:\n{self._log_tail()}")
+            raise ExportError(f"the {self.backend} export worker died:\n{self._log_tail()}")
         reply = json.loads(reply)
         if not reply["ok"]:
-            raise RuntimeError(f"{fmt} export on the {self.backend} backend failed: {reply['error']}")
+            raise ExportError(f"{fmt} export on the {self.backend} backend failed: {reply['error']}")
 
     def _log_tail(self, lines=15):
         self.log.seek(0)

@@ -26,7 +26,7 @@ import keras
 import keras_cnnclassics as kc
 from keras_cnnclassics import cli
 from keras_cnnclassics.checkpoints import CheckpointError, read_checkpoint
-from keras_cnnclassics.convert import convert_checkpoint, family_mapping, head_layer
+from keras_cnnclassics.convert import convert_checkpoint, family_mapping, head_layer, keras_name
 from keras_cnnclassics.registry import all_specs, get_spec
 
 from reference import torch_logits, torch_reference, torchvision_models
@@ -373,18 +373,27 @@ def test_classes_reinitialises_only_the_head_and_no_top_drops_it(small_checkpoin
     np.testing.assert_allclose(logits(backbone, x), logits(features, x), atol=1e-6)
 
 
-def test_family_mappings_drop_only_what_the_keras_model_lacks():
-    """GoogLeNet/Inception v3: aux heads dropped unless aux_logits; kwargs follow the options."""
-    checked = 0
-    for name in ("googlenet", "inception_v3"):
-        if name not in kc.list_models():
-            continue
-        spec = get_spec(name)
-        default, with_aux = family_mapping(spec), family_mapping(spec, {"aux_logits": True})
-        assert default.drop and not with_aux.drop
-        assert default.reference_kwargs["aux_logits"] is False and with_aux.reference_kwargs["aux_logits"] is True
-        checked += 1
-    assert checked == sum(n in kc.list_models() for n in ("googlenet", "inception_v3"))
+@sampled("convert-headless")
+def test_checkpoint_without_head_converts_with_no_top_only(small_reference, tmp_path, capsys):
+    head = head_layer(kc.get_model(SMALL.name)).name
+    state = {k: v for k, v in small_reference.state_dict().items() if keras_name(k.rsplit(".", 1)[0]) != head}
+    assert len(state) < len(small_reference.state_dict())
+    checkpoint = save_checkpoint(state, tmp_path / "headless.pth")
+    code = run_cli("--arch", SMALL.name, "--source", library(SMALL), "--input", checkpoint,
+                   "--output", tmp_path / "top.weights.h5")
+    assert code == 2 and "converts with --no-top" in capsys.readouterr().err
+    result = convert_checkpoint(SMALL.name, library(SMALL), checkpoint, tmp_path / "bb.weights.h5",
+                                include_top=False, log=None)
+    assert result.checkpoint_classes is None and "no classifier head" in result.skipped
+    backbone = kc.get_model(SMALL.name, include_top=False, weights=tmp_path / "bb.weights.h5")
+    # The backbone's last layer is a torch module too: compare its output (NCHW -> NHWC).
+    module = dict((keras_name(n), m) for n, m in small_reference.named_modules())[backbone.layers[-1].name]
+    captured = []
+    hook = module.register_forward_hook(lambda mod, inputs, out: captured.append(out.detach().numpy()))
+    x = images(SMALL.input_shape[0])
+    torch_logits(small_reference, x)
+    hook.remove()
+    np.testing.assert_allclose(logits(backbone, x), captured[0].transpose(0, 2, 3, 1), atol=TOLERANCE)
 
 
 # ----------------------------------------------------------------------------------

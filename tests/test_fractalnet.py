@@ -200,6 +200,8 @@ def test_small_fractalnet_trains_with_drop_path():
         ({"columns": 0}, r"columns \(C\) must be an integer >= 1"),
         ({"blocks": 0}, r"blocks \(B\) must be an integer >= 1"),
         ({"columns": 2.5}, r"columns \(C\) must be an integer >= 1"),
+        ({"blocks": 2.5}, r"blocks \(B\) must be an integer >= 1"),
+        ({"filters": 64}, "one positive width per block"),
         ({"filters": (64, 128)}, "one positive width per block"),
         ({"dropout": 1.0}, r"dropout must be a rate in \[0, 1\)"),
         ({"dropout": (0.1, 0.2)}, "or one per block"),

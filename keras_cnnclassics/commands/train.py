@@ -21,7 +21,7 @@ FLAGS = {
     "--lr": ("lr", {"type": float, "help": "peak learning rate (default 0.05 sgd, 1e-3 adamw)"}),
     "--optimizer": ("optimizer", {"choices": CHOICES["optimizer"], "help": "default sgd (momentum 0.9)"}),
     "--schedule": ("schedule", {"choices": CHOICES["schedule"], "help": "default cosine; step: /10 at 50%% and 75%%"}),
-    "--warmup-epochs": ("warmup_epochs", {"type": float, "help": "linear warm-up epochs (default 1)"}),
+    "--warmup-epochs": ("warmup_epochs", {"type": float, "help": "linear warm-up epochs (default 1; 0 for --epochs 1)"}),
     "--label-smoothing": ("label_smoothing", {"type": float, "help": "default 0.1"}),
     "--weight-decay": ("weight_decay", {"type": float, "help": "default 5e-4 sgd, 0.05 adamw"}),
     "--val-split": ("val_split", {"type": float, "help": "held-out fraction (default 0.2)"}),

@@ -74,16 +74,22 @@ def _positive_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
 
 
+def _real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def validate_options(growth_rate, compression, dropout, bn_size, init_features):
     """The rules shared by every DenseNet (raised before any layer is built)."""
     if not _positive_int(growth_rate):
-        raise ValueError(f"densenet: growth_rate (k) must be a positive integer; got {growth_rate!r}.")
-    if isinstance(compression, bool) or not isinstance(compression, numbers.Real) or not 0 < compression <= 1:
+        raise ValueError(
+            f"densenet: growth_rate (k) must be a positive integer; got {growth_rate!r}."
+        )
+    if not _real(compression) or not 0 < compression <= 1:
         raise ValueError(
             f"densenet: compression (theta) must be in (0, 1] (1 = no compression, "
             f"DenseNet-BC uses 0.5); got {compression!r}."
         )
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+    if not _real(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"densenet: dropout must be in [0, 1); got {dropout!r}.")
     if bn_size is not None and not _positive_int(bn_size):
         raise ValueError(
@@ -91,7 +97,9 @@ def validate_options(growth_rate, compression, dropout, bn_size, init_features):
             f"or None for no bottleneck; got {bn_size!r}."
         )
     if init_features is not None and not _positive_int(init_features):
-        raise ValueError(f"densenet: init_features must be a positive integer; got {init_features!r}.")
+        raise ValueError(
+            f"densenet: init_features must be a positive integer; got {init_features!r}."
+        )
 
 
 def cifar_layers_per_block(depth, bottleneck):
@@ -114,11 +122,23 @@ def cifar_layers_per_block(depth, bottleneck):
 # ----------------------------------------------------------------------------- blocks
 
 
+def plain_conv(x, filters, kernel_size, strides=1, padding=0, *, name):
+    """A bias-free conv (BN follows) with He initialisation drawn on the host.
+
+    Nearly every DenseNet kernel has its own shape, so Keras' own random
+    initialisers would compile once per conv on JAX (see initializers.py).
+    """
+    return conv2d(
+        x, filters, kernel_size, strides, padding, name=name, use_bias=False,
+        kernel_initializer=host_he_normal(),
+    )
+
+
 def bn_relu_conv(x, filters, kernel_size, padding=0, *, norm, conv, dropout=0.0):
     """Pre-activation unit BN-ReLU-Conv (no bias) [-dropout]: DenseNet's composite H_l."""
     x = batch_norm(x, name=norm)
     x = relu(x, f"{norm}_relu")
-    x = conv2d(x, filters, kernel_size, 1, padding, name=conv, use_bias=False, kernel_initializer=host_he_normal())
+    x = plain_conv(x, filters, kernel_size, 1, padding, name=conv)
     if dropout:
         x = layers.Dropout(dropout, name=f"{conv}_dropout")(x)
     return x
@@ -196,15 +216,15 @@ def _densenet(
 ):
     """ImageNet DenseNet (torchvision's ``DenseNet``): 7x7/2 conv stem, 3x3/2 max pool."""
     validate_options(growth_rate, compression, dropout, bn_size, init_features or 0)  # None: invalid here
-    if not block_config or not all(_positive_int(n) for n in block_config):
+    if (
+        not isinstance(block_config, (list, tuple)) or not block_config
+        or not all(_positive_int(n) for n in block_config)
+    ):
         raise ValueError(
             f"densenet: block_config must be a non-empty sequence of positive layer counts; "
             f"got {block_config!r}."
         )
-    x = conv2d(
-        img_input, init_features, 7, 2, 3, name="features_conv0", use_bias=False,
-        kernel_initializer=host_he_normal(),
-    )
+    x = plain_conv(img_input, init_features, 7, 2, 3, name="features_conv0")
     x = batch_norm(x, name="features_norm0")
     x = relu(x, "features_relu0")
     x = max_pool2d(x, 3, 2, 1, name="features_pool0")
@@ -226,10 +246,7 @@ def _densenet_cifar(
     n = cifar_layers_per_block(depth, bottleneck)
     if init_features is None:
         init_features = 2 * growth_rate if bottleneck and compression < 1 else 16
-    x = conv2d(
-        img_input, init_features, 3, 1, 1, name="features_conv0", use_bias=False,
-        kernel_initializer=host_he_normal(),
-    )
+    x = plain_conv(img_input, init_features, 3, 1, 1, name="features_conv0")
     x = dense_stages(x, (n, n, n), growth_rate, bn_size if bottleneck else None, compression, dropout)
     return densenet_head(x, include_top, classes, classifier_activation, pooling)
 

@@ -60,7 +60,7 @@ from keras_cnnclassics.layers import FractalColumnSampler, FractalJoin
 from keras_cnnclassics.preprocessing import unit_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
 
-__all__ = ["FractalNet20", "FractalNet40", "preprocess_input", "block_schedule"]
+__all__ = ["FractalNet20", "FractalNet40", "preprocess_input"]
 
 FRACTALNET_PAPER = (
     "G. Larsson, M. Maire, G. Shakhnarovich. FractalNet: Ultra-Deep Neural Networks "
@@ -107,9 +107,10 @@ def fractal_block(x, filters, columns, dropout, drop_rate, global_column, *, nam
         outputs = []
         for c in active:
             counts[c] += 1
-            outputs.append(
-                conv_bn_relu_drop(heads[c], filters, dropout, name=f"{name}_col{c + 1}", index=counts[c])
+            unit = conv_bn_relu_drop(
+                heads[c], filters, dropout, name=f"{name}_col{c + 1}", index=counts[c]
             )
+            outputs.append(unit)
         if len(outputs) > 1:
             joined = FractalJoin(drop_rate, columns=active, name=f"{name}_join{level}")(
                 outputs, global_column=global_column
@@ -120,28 +121,13 @@ def fractal_block(x, filters, columns, dropout, drop_rate, global_column, *, nam
     return heads[0]
 
 
-def _validate(columns, blocks, filters, dropout, drop_rate, global_ratio):
-    def positive_int(v):
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+def _positive_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
-    if not positive_int(columns):
-        raise ValueError(f"fractalnet: columns (C) must be an integer >= 1; got {columns!r}.")
-    if not positive_int(blocks):
-        raise ValueError(f"fractalnet: blocks (B) must be an integer >= 1; got {blocks!r}.")
-    if filters is not None and (len(filters) != blocks or not all(positive_int(f) for f in filters)):
-        raise ValueError(
-            f"fractalnet: filters must list one positive width per block ({blocks}); got {filters!r}."
-        )
-    rates = dropout if isinstance(dropout, (list, tuple)) else (dropout,) * blocks
-    if len(rates) != blocks or not all(isinstance(r, numbers.Real) and 0 <= r < 1 for r in rates):
-        raise ValueError(
-            f"fractalnet: dropout must be a rate in [0, 1) or one per block ({blocks}); got {dropout!r}."
-        )
-    if not 0 <= drop_rate < 1:
-        raise ValueError(f"fractalnet: drop_rate (local drop-path) must be in [0, 1); got {drop_rate!r}.")
-    if not 0 <= global_ratio <= 1:
-        raise ValueError(f"fractalnet: global_ratio must be in [0, 1]; got {global_ratio!r}.")
-    return tuple(float(r) for r in rates)
+
+def _rate(value, high_inclusive=False):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return ok and (0 <= value <= 1 if high_inclusive else 0 <= value < 1)
 
 
 def paper_dropout(blocks):
@@ -151,20 +137,53 @@ def paper_dropout(blocks):
 
 def default_filters(blocks):
     """The paper's widths 64, 128, 256, 512, 512 (doubling up to 512) for B blocks."""
-    return tuple(min(64 * 2 ** b, 512) for b in range(blocks))
+    return tuple(min(64 * 2**b, 512) for b in range(blocks))
+
+
+def resolve_options(columns, blocks, filters, dropout, drop_rate, global_ratio):
+    """Check the options (ValueError stating the rule) and fill in the paper's defaults.
+
+    Returns ``(filters, dropout)`` with one width and one dropout rate per block.
+    """
+    if not _positive_int(columns):
+        raise ValueError(f"fractalnet: columns (C) must be an integer >= 1; got {columns!r}.")
+    if not _positive_int(blocks):
+        raise ValueError(f"fractalnet: blocks (B) must be an integer >= 1; got {blocks!r}.")
+    filters = default_filters(blocks) if filters is None else filters
+    if (
+        not isinstance(filters, (list, tuple)) or len(filters) != blocks
+        or not all(_positive_int(f) for f in filters)
+    ):
+        raise ValueError(
+            f"fractalnet: filters must list one positive width per block ({blocks}); "
+            f"got {filters!r}."
+        )
+    dropout = paper_dropout(blocks) if dropout is None else dropout
+    rates = tuple(dropout) if isinstance(dropout, (list, tuple)) else (dropout,) * blocks
+    if len(rates) != blocks or not all(_rate(r) for r in rates):
+        raise ValueError(
+            f"fractalnet: dropout must be a rate in [0, 1) or one per block ({blocks}); "
+            f"got {dropout!r}."
+        )
+    if not _rate(drop_rate):
+        raise ValueError(
+            f"fractalnet: drop_rate (local drop-path) must be in [0, 1); got {drop_rate!r}."
+        )
+    if not _rate(global_ratio, high_inclusive=True):
+        raise ValueError(f"fractalnet: global_ratio must be in [0, 1]; got {global_ratio!r}.")
+    return tuple(int(f) for f in filters), tuple(float(r) for r in rates)
 
 
 def _fractalnet(
     img_input, *, include_top, classes, classifier_activation, pooling,
     columns=4, blocks=5, filters=None, dropout=None, drop_rate=0.15, global_ratio=0.5,
 ):
-    if dropout is None:
-        dropout = paper_dropout(blocks)
-    rates = _validate(columns, blocks, filters, dropout, drop_rate, global_ratio)
-    filters = tuple(filters) if filters is not None else default_filters(blocks)
+    """B fractal blocks of C columns, each followed by 2x2 max pooling; GAP + linear head."""
+    filters, rates = resolve_options(columns, blocks, filters, dropout, drop_rate, global_ratio)
     global_column = None
     if global_ratio > 0 and columns > 1:
-        global_column = FractalColumnSampler(columns, global_ratio, name="global_drop_path")(img_input)
+        sampler = FractalColumnSampler(columns, global_ratio, name="global_drop_path")
+        global_column = sampler(img_input)
     x = img_input
     for b, (width, rate) in enumerate(zip(filters, rates), start=1):
         x = fractal_block(x, width, columns, rate, drop_rate, global_column, name=f"block{b}")

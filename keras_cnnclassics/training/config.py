@@ -52,7 +52,8 @@ class TrainConfig:
         optimizer: ``"sgd"`` (momentum 0.9) or ``"adamw"``.
         schedule: ``"cosine"`` or ``"step"`` (/10 at 50 % and 75 %), after a
             linear warm-up of ``warmup_epochs``.
-        warmup_epochs: epochs of linear warm-up from 0 to ``lr`` (may be 0).
+        warmup_epochs: epochs of linear warm-up from 0 to ``lr`` (may be 0);
+            default 1 (0 for a one-epoch run).
         label_smoothing: in [0, 1); default 0.1 (Szegedy et al., 2016).
         augment: ``"none"``, ``"basic"`` or ``"strong"``; default none for
             digits (a flipped digit is another digit), basic for folders.
@@ -78,7 +79,7 @@ class TrainConfig:
     lr: float | None = None
     optimizer: str = "sgd"
     schedule: str = "cosine"
-    warmup_epochs: float = 1.0
+    warmup_epochs: float | None = None
     label_smoothing: float = 0.1
     augment: str | None = None
     mixed_precision: str = "auto"
@@ -109,8 +110,9 @@ class TrainConfig:
             _check_number("lr", self.lr, low=0.0, low_open=True)
         if self.weight_decay is not None:
             _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_number("warmup_epochs", self.warmup_epochs, low=0.0)
-        if self.warmup_epochs >= self.epochs:
+        if self.warmup_epochs is not None:
+            _check_number("warmup_epochs", self.warmup_epochs, low=0.0)
+        if self.warmup_epochs is not None and self.warmup_epochs >= self.epochs:
             raise ValueError(
                 f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})."
             )
@@ -142,6 +144,9 @@ class TrainConfig:
         return dataclasses.replace(
             self,
             image_size=size,
+            warmup_epochs=(
+                float(self.epochs > 1) if self.warmup_epochs is None else float(self.warmup_epochs)
+            ),
             lr=DEFAULT_LR[self.optimizer] if self.lr is None else float(self.lr),
             weight_decay=(
                 DEFAULT_WEIGHT_DECAY[self.optimizer]

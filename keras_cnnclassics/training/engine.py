@@ -267,12 +267,13 @@ def _say(message):
     print(message, flush=True)
 
 
-def train(config: TrainConfig, *, resume=False, force=False, verbose=None) -> TrainResult:
+def train(config: TrainConfig, *, resume=False, force=False, verbose=None, callbacks=()) -> TrainResult:
     """Train ``config.model`` as described in the module docstring; see :class:`TrainConfig`.
 
     ``resume`` continues the run in ``config.output`` from its last completed
     epoch; ``force`` replaces a previous run there. ``verbose`` is Keras' fit
     verbosity (default: progress bar on a terminal, one line per epoch otherwise).
+    ``callbacks`` are extra Keras callbacks for ``model.fit``.
     """
     spec = get_spec(config.model)
     cfg = config.resolved(spec)
@@ -298,10 +299,11 @@ def train(config: TrainConfig, *, resume=False, force=False, verbose=None) -> Tr
                     "devices of --distribute data-parallel (every batch is split evenly)."
                 )
             return _train_in_scope(spec, cfg, run, data, shape, options, placement,
-                                   (policy, policy_reason), resume, verbose)
+                                   (policy, policy_reason), resume, verbose, callbacks)
 
 
-def _train_in_scope(spec, cfg, run, data, shape, options, placement, policy, resume, verbose):
+def _train_in_scope(spec, cfg, run, data, shape, options, placement, policy, resume, verbose,
+                    callbacks):
     preprocess = family_preprocess(spec)
     augmenter = Augmenter(cfg.augment, shape[-1])
     model, export, notes = build_training_model(spec, cfg, data, shape, options)
@@ -345,7 +347,8 @@ def _train_in_scope(spec, cfg, run, data, shape, options, placement, policy, res
     start = time.time()
     if initial_epoch < cfg.epochs:
         model.fit(batches, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                  steps_per_epoch=steps, callbacks=[callback], verbose=verbose, shuffle=False)
+                  steps_per_epoch=steps, callbacks=[callback, *callbacks], verbose=verbose,
+                  shuffle=False)
     else:
         _say(f"run already complete ({cfg.epochs} epochs); re-evaluating the best model")
     evaluation = final_evaluation(run, export, data, preprocess, cfg.batch_size, state, title)

@@ -103,15 +103,16 @@ def _evaluation_images(trained, data, split):
         raise ValueError("split 'validation' is the run's held-out split: use it with the run's own data.")
     seed, val_split = config.get("seed", 0), config.get("val_split", 0.2)
     size, channels = trained.image_size, trained.channels
+    limit = config.get("limit") or None  # the run validated on its first `limit` images
     if data == DIGITS:
         loaded = load_digits_data(size, channels, val_split, seed)
         if split == "validation":
-            return loaded.x_val, loaded.y_val, 0, split
+            return loaded.x_val[:limit], loaded.y_val[:limit], 0, split
         return (np.concatenate([loaded.x_train, loaded.x_val]),
                 np.concatenate([loaded.y_train, loaded.y_val]), 0, split)
     if split == "validation":
         loaded = load_folder_data(data, size, channels, val_split, seed)
-        return loaded.x_val, loaded.y_val, loaded.skipped, split
+        return loaded.x_val[:limit], loaded.y_val[:limit], loaded.skipped, split
     x, y, skipped = load_folder_images(data, size, channels, trained.class_names)
     return x, y, skipped, split
 

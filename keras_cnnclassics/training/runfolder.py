@@ -168,7 +168,7 @@ class RunFolder:
         """Write the resume state (the epoch's commit point)."""
         arrays = {"meta": np.array(json.dumps(meta, default=_jsonable))}
         for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
-            arrays[f"{prefix}_paths"] = np.array([v.path for v in variables] or [""])
+            arrays[f"{prefix}_shapes"] = np.array(_shapes(variables) or [""])
             for i, variable in enumerate(variables):
                 arrays[f"{prefix}_{i:05d}"] = _to_numpy(variable)
         with self.writing(CHECKPOINT) as tmp:
@@ -182,7 +182,7 @@ class RunFolder:
             with np.load(self.file(CHECKPOINT), allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
-                    _check_paths(self.file(CHECKPOINT), prefix, data, variables)
+                    _check_shapes(self.file(CHECKPOINT), prefix, data, variables)
                     for i, variable in enumerate(variables):
                         variable.assign(data[f"{prefix}_{i:05d}"])
         except (OSError, ValueError, KeyError) as err:
@@ -212,12 +212,17 @@ def _try_lock(fd, path):
         ) from None
 
 
-def _check_paths(path, prefix, data, variables):
-    saved = [str(p) for p in data[f"{prefix}_paths"] if str(p)]
-    current = [v.path for v in variables]
+def _shapes(variables):
+    # Shapes, not paths: Keras numbers unnamed objects per process (sgd, sgd_1, ...).
+    return [f"{tuple(v.shape)}" for v in variables]
+
+
+def _check_shapes(path, prefix, data, variables):
+    saved = [str(p) for p in data[f"{prefix}_shapes"] if str(p)]
+    current = _shapes(variables)
     if saved != current:
         first = next(
-            (f"{a} vs {b}" for a, b in zip(saved, current) if a != b),
+            (f"variable {i}: {a} vs {b}" for i, (a, b) in enumerate(zip(saved, current)) if a != b),
             f"{len(saved)} vs {len(current)} variables",
         )
         raise ValueError(

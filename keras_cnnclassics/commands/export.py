@@ -1,0 +1,103 @@
+"""``cnnclassics export``: a model to ONNX or TFLite/LiteRT, verified against Keras.
+
+    cnnclassics export NAME_OR_PATH --format tflite|onnx --output FILE [--weights W]
+        [--input-shape 224,224,3] [--batch-size 1|dynamic]
+        [--quantize none|float16|dynamic-int8|int8 --calibration DIR|digits|random]
+        [--int8-io uint8|float] [--classes N] [--preprocess NAME|none] [--force]
+
+A thin wrapper over :func:`keras_cnnclassics.export.export_model`: prints the
+verification table; bad options and failed verification are one line (plus the
+table) on stderr, exit code 2, and no file written.
+"""
+
+from __future__ import annotations
+
+FORMAT_CHOICES = ("onnx", "tflite")
+QUANTIZE_CHOICES = ("none", "float16", "dynamic-int8", "int8")
+
+
+def input_shape(text):
+    """``"224,224,3"`` -> ``(224, 224, 3)``."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"--input-shape must be H,W,C with 3 positive integers, e.g. 224,224,3; got {text!r}.")
+    return shape
+
+
+def add_arguments(parser, fixed_format=None):
+    """The exporter's options (shared by ``tools/export_onnx.py`` / ``tools/export_tflite.py``)."""
+    parser.add_argument("model", metavar="NAME_OR_PATH", help="registry name (e.g. squeezenet1_1) or a .keras file")
+    if fixed_format is None:
+        # Checked by export_model (not argparse choices) so a wrong value gets the package's message.
+        parser.add_argument("--format", required=True, help="onnx or tflite")
+    else:
+        parser.set_defaults(format=fixed_format)
+    parser.add_argument("--output", required=True, help="file to write (.onnx / .tflite); its folder must exist")
+    parser.add_argument("--weights", help="weights file for a registry name (.weights.h5/.keras/.h5)")
+    parser.add_argument("--input-shape", help="H,W,C of the exported input (NHWC), e.g. 224,224,3")
+    parser.add_argument("--batch-size", default="1", help="fixed batch size of the input, or 'dynamic' (default 1)")
+    parser.add_argument("--quantize", default="none", help="none, float16, dynamic-int8 or int8 (default none)")
+    parser.add_argument("--calibration", help="int8 representative images: a folder, 'digits' or 'random'")
+    parser.add_argument("--int8-io", default="uint8", help="uint8 or float input/output of a TFLite int8 file")
+    parser.add_argument("--classes", type=int, help="head size of a registry model (to match --weights)")
+    parser.add_argument("--preprocess", help="registry name whose preprocess_input to use, or 'none'")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("export", help="export to ONNX / TFLite (float32, float16, int8), verified")
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def tool_argv(argv, fmt):
+    """``cnnclassics`` arguments for ``tools/export_<fmt>.py``: global flags first, then ``export``."""
+    leading, rest, args = [], [], iter(argv)
+    for arg in args:
+        if arg == "--backend":
+            leading += [arg, next(args, "")]
+        elif arg.startswith("--backend=") or arg == "--debug":
+            leading.append(arg)
+        else:
+            rest.append(arg)
+    return [*leading, "export", *rest, "--format", fmt]
+
+
+def run(args):
+    import json
+    import sys
+
+    from keras_cnnclassics.cli import CommandError
+    from keras_cnnclassics.export import ExportError, export_model
+
+    try:
+        report = _export(args, export_model)
+    except ExportError as err:
+        if err.report is not None:
+            print(err.report.table(), file=sys.stderr)
+        raise CommandError(str(err).splitlines()[0]) from None
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    return 0
+
+
+def _export(args, export_model):
+    return export_model(
+        args.model,
+        args.format,
+        args.output,
+        weights=args.weights,
+        input_shape=input_shape(args.input_shape) if args.input_shape else None,
+        batch_size=args.batch_size,
+        quantize=args.quantize,
+        calibration=args.calibration,
+        int8_io=args.int8_io,
+        force=args.force,
+        classes=args.classes,
+        preprocess=args.preprocess,
+        verbose=not args.json,
+    )

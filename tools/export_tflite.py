@@ -1,0 +1,19 @@
+#!/usr/bin/env python
+"""Export a model to TFLite/LiteRT, verified in the LiteRT interpreter (= ``cnnclassics export --format tflite``).
+
+    python tools/export_tflite.py squeezenet1_1 --output squeezenet1_1_int8.tflite \\
+        [--weights W] [--input-shape 224,224,3] [--batch-size 1|dynamic] \\
+        [--quantize none|float16|dynamic-int8|int8 --calibration DIR|digits|random] \\
+        [--int8-io uint8|float] [--force]
+
+``--backend tensorflow|jax|torch`` (anywhere) picks the Keras backend; ``--debug``
+shows tracebacks. Errors: one line on stderr, exit code 2, no file written.
+"""
+
+import sys
+
+from keras_cnnclassics.cli import main
+from keras_cnnclassics.commands.export import tool_argv
+
+if __name__ == "__main__":
+    sys.exit(main(tool_argv(sys.argv[1:], "tflite")))
