@@ -39,7 +39,7 @@ class CheckpointError(ValueError):
 
 
 def read_checkpoint(path, progress=False) -> dict[str, np.ndarray]:
-    """The state dict stored in ``path`` as ``{name: float32/int numpy array}``.
+    """The state dict stored in ``path`` as ``{name: numpy array}``, floats as float32.
 
     ``progress`` shows a tqdm bar while tensors are converted (large files).
     """
@@ -183,7 +183,10 @@ def _as_numpy(state, progress, path):
             if value.is_floating_point():
                 value = value.float()
             value = value.numpy()
-        arrays[key] = np.asarray(value)
+        value = np.asarray(value)
+        if value.dtype.kind == "f" or "float" in value.dtype.name:  # float16/64, ml_dtypes bfloat16
+            value = value.astype(np.float32, copy=False)
+        arrays[key] = value
     if not arrays:
         raise CheckpointError(f"{path!r} holds an empty state dict.")
     return arrays

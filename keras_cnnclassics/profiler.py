@@ -40,6 +40,7 @@ Conventions (also printed in the table header):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -561,11 +562,36 @@ def _wrap(text, width):
 # ----------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def shapes_only():
+    """Build layers without allocating or initialising their weights.
+
+    Variables created inside a ``keras.StatelessScope`` are *deferred*: they
+    know their shape but hold no value. The profiler needs shapes only, so a
+    registry model is built this way (VGG-16: about 0.3 s instead of 10-60 s of
+    random initialisation), and the deferred variables are forgotten on exit so
+    nothing initialises them later.
+    """
+    from keras.src.backend.common import global_state
+
+    key = "uninitialized_variables"
+    pending = list(global_state.get_global_attribute(key) or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute(key, pending)
+
+
 def _resolve_model(model_or_name, input_shape, model_kwargs):
     if isinstance(model_or_name, str):
         from keras_cnnclassics.registry import get_model
 
-        return get_model(model_or_name, input_shape=input_shape, **model_kwargs), None
+        if model_kwargs.get("weights") is not None:
+            raise ValueError("profile: weights are not needed; the profile depends on shapes only.")
+        with shapes_only():
+            model = get_model(model_or_name, input_shape=input_shape, **model_kwargs)
+        return model, None
     if model_kwargs:
         raise ValueError(
             f"profile: model options {sorted(model_kwargs)} only apply to a registry name."

@@ -4,8 +4,9 @@ Numbers asserted: the seeds' AlexNet rows (CS231n lecture 9) exactly; torchvisio
 GFLOPS metadata within 0.5 %; the ResNet paper's FLOPs with the v1 option; the
 seeds' GoogLeNet arithmetic (1x1 reductions, global average pooling); exact
 equality with a multiply-add count taken by hooks on the torchvision/timm
-reference model. Profiling is symbolic, so one backend per big model suffices:
-model-building cases are marked ``heavy("profile-<name>")`` and sampled.
+reference model. Profiling is symbolic and backend-independent (checked on every
+backend by the AlexNet and layer-zoo tests), so the per-registry-model cases are
+marked ``heavy("profile-<name>")``: each runs on one backend per CI run.
 """
 
 from __future__ import annotations
@@ -344,12 +345,22 @@ def test_cached_macs_equal_the_profiler(name):
 
 
 def _torch_macs(reference, input_shape):
-    """Multiply-adds of a torchvision/timm model's Conv2d and Linear calls, by forward hooks."""
+    """Multiply-adds of a torchvision/timm model's Conv2d and Linear calls, by forward hooks.
+
+    The model is built and run on PyTorch's ``meta`` device: shapes only, no
+    weights allocated, no arithmetic done.
+    """
     import torch
 
-    from reference import torch_reference
+    from reference import torchvision_models
 
-    model = torch_reference(reference)
+    library, name = reference.split(":", 1)
+    models = torchvision_models()  # before timm, which imports torchvision
+    with torch.device("meta"):
+        if library == "torchvision":
+            model = getattr(models, name)(weights=None)
+        else:
+            model = pytest.importorskip("timm").create_model(name, pretrained=False)
     total = [0]
 
     def hook(module, args, output):
@@ -359,16 +370,12 @@ def _torch_macs(reference, input_shape):
             per_output = module.in_features
         total[0] += output.numel() * per_output
 
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
-    ]
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            module.register_forward_hook(hook)
     h, w, c = input_shape
     with torch.no_grad():
-        model(torch.zeros(1, c, h, w))
-    for handle in handles:
-        handle.remove()
+        model.eval()(torch.zeros(1, c, h, w, device="meta"))
     return total[0]
 
 

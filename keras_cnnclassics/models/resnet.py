@@ -43,7 +43,6 @@ from keras import layers
 
 from keras_cnnclassics.blocks import (
     batch_norm,
-    channel_axis,
     channels_of,
     classifier_output,
     conv2d,

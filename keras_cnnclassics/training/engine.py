@@ -26,6 +26,7 @@ import inspect
 import os
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -101,15 +102,17 @@ def input_shape_for(spec, cfg):
     return shape
 
 
-def head_layer_names(spec, options, shape, classes) -> set:
-    """Layers of the classifier head(s): in the full model but not in ``include_top=False``."""
+def head_layer_names(model, spec, options, shape) -> set:
+    """Layers of ``model``'s classifier head(s): those ``include_top=False`` lacks."""
     backbone_options = {k: v for k, v in options.items() if k != "aux_logits"}
-    full = applications.build_model(spec, input_shape=applications.to_data_format(shape),
-                                    classes=classes, **options)
     backbone = applications.build_model(spec, include_top=False,
                                         input_shape=applications.to_data_format(shape),
                                         **backbone_options)
-    return {layer.name for layer in full.layers} - {layer.name for layer in backbone.layers}
+    names = {layer.name for layer in backbone.layers}
+    return {
+        layer.name for layer in model.layers
+        if layer.name not in names and not isinstance(layer, keras.layers.InputLayer)
+    }
 
 
 def load_start_weights(model, path, head) -> str:
@@ -122,7 +125,9 @@ def load_start_weights(model, path, head) -> str:
         return f"loaded {path}"
     if not differ <= head:
         weights_lib.load_weights(model, path)  # raises a ValueError naming the layers
-    model.load_weights(path, skip_mismatch=True)
+    with warnings.catch_warnings():  # Keras warns per skipped layer; the note says it once
+        warnings.simplefilter("ignore")
+        model.load_weights(path, skip_mismatch=True)
     return f"loaded {path} except the new head ({', '.join(sorted(differ))})"
 
 
@@ -135,7 +140,7 @@ def build_training_model(spec, cfg, data, shape, options):
     notes = []
     head = None
     if cfg.weights or cfg.freeze_backbone:
-        head = head_layer_names(spec, options, shape, classes)
+        head = head_layer_names(model, spec, options, shape)
     if cfg.weights:
         notes.append(load_start_weights(model, cfg.weights, head))
     if cfg.freeze_backbone:

@@ -1,0 +1,328 @@
+"""ONNX and TFLite/LiteRT export (keras_cnnclassics.export), verified in their runtimes.
+
+Each export is verified by ``export_model`` itself (float32 max |diff| <= 1e-4,
+float16 <= 1e-2 x output range, int8 top-1 agreement >= 95 %); the tests assert
+those numbers again from the returned report, and that a failed export leaves
+no file. Conversions cost 10-60 s each on 2 cores, so the per-model cases are
+sampled (one backend each, ``heavy`` markers) and use small inputs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import keras
+from keras_cnnclassics import cli, export as export_lib
+from keras_cnnclassics import get_model
+from keras_cnnclassics.commands.export import tool_argv
+from keras_cnnclassics.export import ExportError, check_builtin_ops, export_model, load_runtime, measure_file
+from keras_cnnclassics.preprocessing import torch_preprocess_input
+from keras_cnnclassics.registry import all_specs
+from keras_cnnclassics.training.data import load_digits_data
+
+from model_cases import small_input_shape
+
+NAMED = ("squeezenet1_1", "googlenet", "resnet18")
+PRECISIONS = ("none", "float16", "int8")
+NAMED_SIZE = 64
+
+
+def _export(model, fmt, path, **kwargs):
+    return export_model(model, fmt, str(path), verbose=False, **kwargs)
+
+
+def _assert_within_limits(report, quantize):
+    """The limits of the issue, checked again on the returned report."""
+    assert report.passed
+    if quantize == "none":
+        assert report.max_abs_diff <= 1e-4
+    elif quantize == "float16":
+        assert report.max_abs_diff <= 1e-2 * report.output_range
+    else:
+        assert report.top1_agreement >= 0.95
+    assert report.size_bytes == os.path.getsize(report.output)
+    assert report.latency_ms > 0
+
+
+# ------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def digits_lenet():
+    """LeNet-5 trained on the real digits (32x32 grey) for a few epochs: ~97 % held-out."""
+    keras.utils.set_random_seed(0)
+    data = load_digits_data(32, 1)
+    model = get_model("lenet5")  # 10 classes, 32x32x1, tanh, paper's C3 table
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(data.x_train / 255.0, data.y_train, epochs=8, batch_size=32, verbose=0)
+    accuracy = model.evaluate(data.x_val / 255.0, data.y_val, verbose=0)[1]
+    assert accuracy >= 0.9
+    return model
+
+
+def _fit_head_on_digits(model, size, count=300):
+    """Fit the last weighted layer (the classifier) on real digits, backbone kept as is.
+
+    A least-squares probe on the backbone's pooled features makes the logits
+    separate the digit classes (an untrained network's logits nearly tie, so
+    int8 noise flips its arg-max), without the minutes of a full training run.
+    """
+    data = load_digits_data(size, 3)
+    head = [layer for layer in model.layers if layer.weights][-1]
+    features = keras.Model(model.input, head.input).predict(
+        torch_preprocess_input(data.x_train[:count]), verbose=0)
+    features = features.reshape(len(features), -1, features.shape[-1]).mean(axis=1)
+    targets = np.eye(10)[data.y_train[:count]] * 10 - 5
+    design = np.concatenate([features, np.ones((len(features), 1))], axis=1)
+    solution = np.linalg.lstsq(design, targets, rcond=None)[0].astype("float32")
+    kernel, bias = solution[:-1], solution[-1]
+    head.set_weights([kernel.reshape(head.get_weights()[0].shape), bias])
+    return model
+
+
+@pytest.fixture(scope="module")
+def named_model():
+    """The named models at 64x64 with 10 classes and a digits-fitted head (built once each)."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            keras.utils.set_random_seed(0)
+            model = get_model(name, input_shape=(NAMED_SIZE, NAMED_SIZE, 3), classes=10)
+            cache[name] = _fit_head_on_digits(model, NAMED_SIZE)
+        return cache[name]
+
+    return get
+
+
+# ------------------------------------------------- SqueezeNet, GoogLeNet, ResNet-18
+
+
+@pytest.mark.parametrize(
+    "name, fmt, quantize",
+    [
+        pytest.param(n, f, q, id=f"{n}-{f}-{q}", marks=pytest.mark.heavy(f"export-{n}-{f}-{q}"))
+        for n in NAMED for f in ("onnx", "tflite") for q in PRECISIONS
+    ],
+)
+def test_named_models_export_verified(named_model, tmp_path, name, fmt, quantize):
+    model = named_model(name)
+    kwargs = {"calibration": "digits", "int8_io": "uint8" if fmt == "tflite" else "float"} if quantize == "int8" else {}
+    report = _export(model, fmt, tmp_path / f"{name}.{fmt}", quantize=quantize, **kwargs)
+    _assert_within_limits(report, quantize)
+    float_size = 4 * model.count_params()
+    expected = {"none": (0.95, 1.1), "float16": (0.45, 0.6), "int8": (0.2, 0.4)}[quantize]
+    assert expected[0] * float_size <= report.size_bytes <= expected[1] * float_size
+    if quantize == "int8":
+        assert report.verified_on == "held-out digits" and report.samples == 200
+        assert report.accuracy["file"] >= report.accuracy["keras"] - 0.05
+    if fmt == "tflite":
+        assert "CONV_2D" in check_builtin_ops(report.output)
+
+
+# ------------------------------------------------------ int8 on a trained model
+
+
+@pytest.mark.parametrize("fmt, io", [("tflite", "uint8"), ("tflite", "float"), ("onnx", "float")])
+def test_int8_on_digits_trained_lenet_keeps_its_answers(digits_lenet, tmp_path, fmt, io):
+    report = _export(digits_lenet, fmt, tmp_path / f"lenet.{fmt}", quantize="int8",
+                     calibration="digits", int8_io=io)
+    assert report.top1_agreement >= 0.95
+    assert report.accuracy["keras"] >= 0.9
+    assert report.accuracy["file"] >= report.accuracy["keras"] - 0.03
+    assert report.input_dtype == ("uint8" if io == "uint8" else "float32")
+    if io == "uint8":
+        scale, zero = report.input_quantization
+        assert scale == pytest.approx(1 / 255, rel=0.05) and zero == 0  # [0, 1] input, uint8
+
+
+def test_dynamic_int8_on_digits_trained_lenet(digits_lenet, tmp_path):
+    report = _export(digits_lenet, "tflite", tmp_path / "lenet.tflite", quantize="dynamic-int8",
+                     calibration="digits")
+    assert report.top1_agreement >= 0.95 and report.verified_on == "held-out digits"
+
+
+def test_folder_calibration_reads_images_through_preprocess_input(digits_lenet, tmp_path):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    folder = tmp_path / "calibration"
+    (folder / "sub").mkdir(parents=True)
+    data = load_digits_data(32, 1)
+    for i, image in enumerate(data.x_val[:12]):
+        Image.fromarray(image[..., 0]).save(folder / ("sub" if i % 2 else "") / f"{i}.png")
+    report = _export(digits_lenet, "tflite", tmp_path / "lenet.tflite", quantize="int8",
+                     calibration=str(folder))
+    assert report.samples == 12 and report.verified_on == "calibration-folder"
+    assert report.top1_agreement >= 0.95
+
+
+# --------------------------------------------------------- layout and batch size
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_dynamic_batch_runs_any_batch_like_keras(tmp_path, fmt):
+    model = get_model("lenet5_cs231n")
+    report = _export(model, fmt, tmp_path / f"m.{fmt}", batch_size="dynamic")
+    assert report.batch == "dynamic"
+    x = np.random.default_rng(1).uniform(0, 1, (3, 28, 28, 1)).astype("float32")
+    runtime = load_runtime(report.output)
+    assert runtime.batch is None
+    np.testing.assert_allclose(runtime(x), np.asarray(model.predict(x, verbose=0)), atol=1e-5)
+
+
+def test_fixed_batch_and_input_shape_of_a_registry_name(tmp_path):
+    report = export_model("alexnet", "tflite", str(tmp_path / "a.tflite"), input_shape=(64, 64, 3),
+                          batch_size=2, classes=5, verbose=False)
+    runtime = load_runtime(report.output)
+    assert runtime.batch == 2 and tuple(runtime.input["shape"]) == (2, 64, 64, 3)
+    assert runtime(np.zeros((2, 64, 64, 3), "float32")).shape == (2, 5)
+
+
+# ------------------------------------------------------------ float32 builds only
+
+
+def test_mixed_precision_model_is_exported_from_a_float32_rebuild(tmp_path):
+    keras.config.set_dtype_policy("mixed_float16")
+    model = get_model("lenet5_cs231n")
+    keras.config.set_dtype_policy("float32")
+    assert model.layers[1].compute_dtype == "float16"
+    report = _export(model, "tflite", tmp_path / "m.tflite")
+    assert any("rebuilt in float32" in note for note in report.notes)
+    assert report.max_abs_diff <= 1e-4
+    assert set(check_builtin_ops(report.output)) <= {
+        "CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX", "CONCATENATION",
+        "STRIDED_SLICE", "PAD", "PADV2",
+    }
+
+
+def _tflite_with_operator(custom_code):
+    """A minimal .tflite flatbuffer whose only operator code is ``custom_code``."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = custom_code
+    model = schema.ModelT()
+    model.version = 3
+    model.operatorCodes = [code]
+    builder = flatbuffers.Builder(256)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_flex_ops_are_refused(tmp_path):
+    path = tmp_path / "flex.tflite"
+    path.write_bytes(_tflite_with_operator("FlexConv2D"))
+    with pytest.raises(ExportError, match="FlexConv2D"):
+        check_builtin_ops(str(path))
+
+
+# ------------------------------------------------------------------ failures
+
+
+def test_failed_verification_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(export_lib, "FLOAT32_MAX_DIFF", -1.0)
+    target = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match="does not reproduce") as info:
+        _export(get_model("lenet5"), "onnx", target)
+    assert info.value.report is not None and not info.value.report.passed
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"format": "coreml"}, ValueError, "unknown format 'coreml'"),
+        ({"quantize": "int4"}, ValueError, "unknown quantization 'int4'"),
+        ({"format": "onnx", "quantize": "int8", "calibration": "digits"}, ValueError,
+         "uint8 input/output is not supported for onnx"),
+        ({"quantize": "int8"}, ValueError, "needs representative images"),
+        ({"quantize": "float16", "calibration": "digits"}, ValueError, "only used by the int8"),
+        ({"quantize": "int8", "calibration": "no-such-folder"}, ValueError, "is not a folder"),
+        ({"quantize": "int8", "calibration": "EMPTY"}, ValueError, "holds no images"),
+        ({"output": "missing/m.tflite"}, FileNotFoundError, "does not exist"),
+        ({"output": "m.onnx"}, ValueError, "must end in .tflite"),
+        ({"output": "EXISTING"}, FileExistsError, "already exists"),
+        ({"batch_size": 0}, ValueError, "positive integer or 'dynamic'"),
+        ({"int8_io": "int16"}, ValueError, "int8_io must be"),
+    ],
+)
+def test_bad_options_fail_before_building(tmp_path, monkeypatch, kwargs, error, message):
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "EXISTING.tflite").write_bytes(b"keep me")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(export_lib, "_load_source", lambda *a: pytest.fail("built a model"))
+    options = {"format": "tflite", "output": "out.tflite", **kwargs}
+    options["calibration"] = {"EMPTY": str(tmp_path / "EMPTY")}.get(options.get("calibration"), options.get("calibration"))
+    if options["output"] == "EXISTING":
+        options["output"] = "EXISTING.tflite"
+    fmt, output = options.pop("format"), options.pop("output")
+    with pytest.raises(error, match=message):
+        export_model("lenet5", fmt, output, **options)
+    assert sorted(os.listdir(tmp_path)) == ["EMPTY", "EXISTING.tflite"]
+    assert (tmp_path / "EXISTING.tflite").read_bytes() == b"keep me"
+
+
+def test_unreadable_calibration_image_is_named(tmp_path, digits_lenet):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="unreadable image file.*broken.png"):
+        _export(digits_lenet, "tflite", tmp_path / "m.tflite", quantize="int8", calibration=str(folder))
+    assert sorted(os.listdir(tmp_path)) == ["images"]
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_exports_then_refuses_to_overwrite(tmp_path, capsys):
+    target = tmp_path / "lenet.tflite"
+    argv = ["export", "lenet5", "--format", "tflite", "--output", str(target)]
+    assert cli.main(argv) == 0
+    table = capsys.readouterr().out
+    assert "tflite  float32" in table and "ok" in table
+    before = target.read_bytes()
+    assert cli.main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert target.read_bytes() == before
+    assert cli.main(argv + ["--quantize", "int8"]) == 2
+    assert "needs representative images" in capsys.readouterr().err
+    assert cli.main(["export", "lenet5", "--format", "onnx", "--output", str(target), "--input-shape", "3,3"]) == 2
+    assert "--input-shape must be H,W,C" in capsys.readouterr().err
+
+
+def test_tools_put_global_flags_first_and_fix_the_format():
+    assert tool_argv(["vgg11", "--backend", "jax", "--output", "v.onnx", "--debug"], "onnx") == [
+        "--backend", "jax", "--debug", "export", "vgg11", "--output", "v.onnx", "--format", "onnx",
+    ]
+
+
+# ------------------------------------------------------------------- benchmark
+
+
+def test_measure_file_reports_size_and_latency_per_thread_count(tmp_path):
+    report = _export(get_model("lenet5"), "onnx", tmp_path / "m.onnx")
+    measured = measure_file(report.output, budget_s=0.2)
+    assert measured["size_bytes"] == os.path.getsize(report.output)
+    assert set(measured["latency_ms"]) == {"1", "all"}
+    assert all(ms > 0 for ms in measured["latency_ms"].values())
+
+
+# ---------------------------------------------------------- every registry model
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [pytest.param(s, id=s.name, marks=pytest.mark.heavy(f"export-{s.name}")) for s in all_specs()],
+)
+def test_every_registry_model_exports_to_onnx_float32(spec, tmp_path):
+    shape = small_input_shape(spec)
+    report = export_model(spec.name, "onnx", str(tmp_path / f"{spec.name}.onnx"), input_shape=shape,
+                          classes=7, verbose=False)
+    assert report.max_abs_diff <= 1e-4
+    assert report.input_shape == (1, *shape)
