@@ -9,6 +9,7 @@ from keras_cnnclassics.models import *  # noqa: F401,F403
 from keras_cnnclassics.models import __dict__ as _models_namespace
 from keras_cnnclassics.counting import count_params
 from keras_cnnclassics.ensemble import ensemble
+from keras_cnnclassics.export import export_model
 from keras_cnnclassics.features import feature_extractor, feature_info
 from keras_cnnclassics.imagenet import decode_predictions
 from keras_cnnclassics.registry import get_model, list_models, model_info
@@ -22,6 +23,7 @@ __all__ = [
     "count_params",
     "decode_predictions",
     "ensemble",
+    "export_model",
     "feature_extractor",
     "feature_info",
     "get_model",

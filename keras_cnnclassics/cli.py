@@ -41,6 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommand_argv(command, argv):
+    """``cnnclassics`` arguments for a ``tools/*.py`` script: its global flags
+    (``--backend X``, ``--debug``) first, wherever they were given, then ``command`` and the rest."""
+    leading, rest, args = [], [], iter(argv)
+    for arg in args:
+        if arg == "--backend":
+            leading += [arg, next(args, "")]
+        elif arg.startswith("--backend=") or arg == "--debug":
+            leading.append(arg)
+        else:
+            rest.append(arg)
+    return [*leading, command, *rest]
+
+
 def _select_backend(argv):
     """Honour ``--backend`` before Keras is imported (the backend is fixed at import)."""
     for i, arg in enumerate(argv):

@@ -8,7 +8,7 @@ import pytest
 import keras
 import keras_cnnclassics as kc
 from keras_cnnclassics.convert import state_dict_to_keras
-from keras_cnnclassics.models.googlenet import INCEPTION_MODULES, stride16_size, PAPER_STYLE
+from keras_cnnclassics.models.googlenet import INCEPTION_MODULES, stride16_size
 
 from reference import torch_logits, torch_reference, torchvision_models
 
@@ -216,6 +216,6 @@ def test_bad_options_raise_before_building(name, kwargs, message):
 
 
 def test_paper_aux_minimum_is_exact():
-    assert stride16_size(79, PAPER_STYLE) == 5 and stride16_size(78, PAPER_STYLE) == 4
+    assert stride16_size(79) == 5 and stride16_size(78) == 4
     model = kc.GoogLeNetOriginal(input_shape=(79, 79, 3), aux_logits=True, classes=3)
     assert [tuple(o.shape) for o in model.outputs] == [(None, 3)] * 3

@@ -194,7 +194,7 @@ KILLED_WORKER = textwrap.dedent(
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_weights(tmp_path):
-    settings = dict(model="lenet5", augment="strong", **{**QUICK, "epochs": 3})
+    settings = dict(model="lenet5", augment="strong", **QUICK)
     whole = _quiet_train(TrainConfig(output=str(tmp_path / "whole"), **settings))
     killed = str(tmp_path / "killed")
     env = {**os.environ, "KERAS_BACKEND": BACKEND, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -208,7 +208,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_weights(tmp_path):
         assert json.loads(str(state["meta"]))["epoch"] == 1
     resumed = _quiet_train(TrainConfig(output=killed, **settings), resume=True)
     assert resumed.resumed_from == 1
-    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    assert [row["epoch"] for row in resumed.history] == [1, 2]
     for a, b in zip(_weights(run.file("last.keras")), _weights(os.path.join(whole.run_dir, "last.keras"))):
         np.testing.assert_array_equal(a, b)  # bit-exact on CPU, all three backends
     assert resumed.history[-1]["val_loss"] == whole.history[-1]["val_loss"]
@@ -387,8 +387,10 @@ def test_start_weights_with_a_new_head_and_a_frozen_backbone(tmp_path):
 BIG = [
     pytest.param("resnet18", "bfloat16", {}, marks=pytest.mark.heavy("train-resnet18-bf16"), id="resnet18-bf16"),
     pytest.param("googlenet", "off", {}, marks=pytest.mark.heavy("train-googlenet-aux"), id="googlenet-aux"),
-    pytest.param("densenet_bc100_k12_cifar", "off", {},
-                 marks=pytest.mark.heavy("train-densenet-bc"), id="densenet-bc"),
+    # DenseNet-BC (k=12) at depth 40 instead of the registered 100: a third of the
+    # layers to compile, the same blocks and training path.
+    pytest.param("densenet_bc100_k12_cifar", "off", {"depth": 40},
+                 marks=pytest.mark.heavy("train-densenet-bc"), id="densenet-bc40"),
 ]
 
 

@@ -10,21 +10,7 @@ shows tracebacks. Errors: one line on stderr, exit code 2, output left untouched
 
 import sys
 
-from keras_cnnclassics.cli import main
-
-
-def command_line(argv):
-    """``cnnclassics`` arguments: global flags first, then ``convert`` and its options."""
-    leading, rest, args = [], [], iter(argv)
-    for arg in args:
-        if arg == "--backend":
-            leading += [arg, next(args, "")]
-        elif arg.startswith("--backend=") or arg == "--debug":
-            leading.append(arg)
-        else:
-            rest.append(arg)
-    return [*leading, "convert", *rest]
-
+from keras_cnnclassics.cli import main, subcommand_argv
 
 if __name__ == "__main__":
-    sys.exit(main(command_line(sys.argv[1:])))
+    sys.exit(main(subcommand_argv("convert", sys.argv[1:])))

@@ -56,15 +56,9 @@ def register(subparsers):
 
 def tool_argv(argv, fmt):
     """``cnnclassics`` arguments for ``tools/export_<fmt>.py``: global flags first, then ``export``."""
-    leading, rest, args = [], [], iter(argv)
-    for arg in args:
-        if arg == "--backend":
-            leading += [arg, next(args, "")]
-        elif arg.startswith("--backend=") or arg == "--debug":
-            leading.append(arg)
-        else:
-            rest.append(arg)
-    return [*leading, "export", *rest, "--format", fmt]
+    from keras_cnnclassics.cli import subcommand_argv
+
+    return [*subcommand_argv("export", argv), "--format", fmt]
 
 
 def run(args):

@@ -270,12 +270,17 @@ def _register_imagenet(name, growth_rate, block_config, init_features, params, t
         name,
         constructor=f"DenseNet{depth}",
         builder=_densenet,
-        options={"growth_rate": growth_rate, "block_config": block_config, "init_features": init_features},
+        options={
+            "growth_rate": growth_rate, "block_config": block_config, "init_features": init_features,
+        },
         paper=DENSENET_PAPER,
         year=2016,
         params=params,
         min_size=29,
         reference=f"torchvision:{name}" if torchvision else None,
+        # Only DenseNet-121 runs the generic forward/save/fit checks on every backend:
+        # the deeper ones are 500-900-layer graphs whose tracing dominates test time.
+        heavy=name != "densenet121",
         feature_layers=stage_layer_names(len(block_config)),
         top1=top1,
         top1_source=(

@@ -59,8 +59,9 @@ GOOGLENET_PAPER = (
 # torchvision's BasicConv2d (GoogLeNet and Inception v3) uses BatchNorm eps 0.001.
 INCEPTION_BN_EPSILON = 1e-3
 
-# The loss weight of each auxiliary classifier during training (paper, sec. 5).
-AUX_LOSS_WEIGHT = 0.3
+# Loss weights of [main, aux1, aux2] during training: 0.3 per auxiliary head (paper, sec. 5),
+# e.g. ``model.compile(loss=[...] * 3, loss_weights=AUX_LOSS_WEIGHTS)``.
+AUX_LOSS_WEIGHTS = (1.0, 0.3, 0.3)
 
 
 class InceptionModule(NamedTuple):
@@ -206,7 +207,7 @@ def _pool_out(size, kernel, stride, padding=0, ceil_mode=False):
     return span // stride + 1
 
 
-def stride16_size(size, style):
+def stride16_size(size):
     """Side of the 4a/4d maps for an input of side ``size`` (the auxiliary heads' input)."""
     size = _pool_out(size, 7, 2, 3)
     for _ in range(3):  # maxpool1, maxpool2, maxpool3 (3x3/2, ceil mode)
@@ -242,8 +243,8 @@ def _validate_aux_input(name, img_input, include_top, style):
             f"{name}: aux_logits=True needs a fixed input height and width (the "
             "auxiliary heads flatten a 4x4 map); pass input_shape with integers."
         )
-    if style.aux_pool == "paper" and min(stride16_size(s, style) for s in spatial) < 5:
-        smallest = next(s for s in range(1, 1000) if stride16_size(s, style) >= 5)
+    if style.aux_pool == "paper" and min(stride16_size(s) for s in spatial) < 5:
+        smallest = next(s for s in range(1, 1000) if stride16_size(s) >= 5)
         raise ValueError(
             f"{name}: aux_logits=True needs inputs of at least {smallest}x{smallest} "
             "(the auxiliary heads' 5x5 average pool needs a 5x5 map after 4a); "
@@ -257,12 +258,11 @@ def _googlenet_model(img_input, include_top, classes, classifier_activation, poo
     aux_outputs = []
 
     def aux_heads(head_name, features):
-        if aux_logits:
-            aux_outputs.append(
-                aux_classifier(features, classes, classifier_activation, name=head_name, style=style)
-            )
+        aux_outputs.append(
+            aux_classifier(features, classes, classifier_activation, name=head_name, style=style)
+        )
 
-    x = googlenet_graph(x, style, aux_heads)
+    x = googlenet_graph(x, style, aux_heads if aux_logits else None)
     if not include_top:
         return global_pool(x, pooling)
     main = pooled_dropout_fc_head(x, classes, classifier_activation, style.dropout)
