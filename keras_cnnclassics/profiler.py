@@ -31,11 +31,14 @@ Conventions (also printed in the table header):
   symmetric/``-inf`` padding argument (``ZeroPadding2D``, ``PoolPadding2D`` named
   ``<layer>_pad`` by :mod:`keras_cnnclassics.blocks`) are *folded* into the layer
   they feed, as in PyTorch where the padding is part of ``Conv2d``/``MaxPool2d``:
-  no row, no memory (PyTorch never stores the padded tensor), a ``note`` on the
-  consumer. ``fold_padding=False`` shows them as rows with 0 operations.
+  no row, no memory (PyTorch never stores the padded tensor), a ``note``
+  ``+<name>_pad`` on the consumer. ``fold_padding=False`` shows them as rows with
+  0 operations.
 * Nested models are expanded: their layers appear as ``outer/inner`` rows.
 * A layer type without a cost rule raises ``ValueError`` naming it; it is never
   counted as zero silently. :func:`register_cost` adds a rule.
+* A registry name is built with deferred weights (:func:`shapes_only`): shapes
+  and parameter counts without allocating or initialising a single weight.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ import keras
 from keras_cnnclassics import layers as kc_layers
 from keras_cnnclassics.counting import layer_params
 
-__all__ = ["profile", "ProfileResult", "LayerRow", "Cost", "register_cost"]
+__all__ = ["profile", "ProfileResult", "LayerRow", "Cost", "register_cost", "shapes_only"]
 
 BYTES_PER_ELEMENT = 4  # float32, the seeds' convention
 
@@ -331,8 +334,7 @@ class _Call:
 class _Tracer:
     """Re-runs a functional graph symbolically, recording every layer call."""
 
-    def __init__(self, batch_size):
-        self.batch_size = batch_size
+    def __init__(self):
         self.seen_layers: set[int] = set()
         self.unknown: list[str] = []
 
@@ -659,7 +661,7 @@ def profile(
         raise ValueError(f"profile: batch_size must be a positive integer; got {batch_size!r}.")
     model, shape = _resolve_model(model_or_name, input_shape, model_kwargs)
     specs = _input_specs(model, shape, batch_size)
-    tracer = _Tracer(batch_size)
+    tracer = _Tracer()
     outputs, calls = tracer.trace(model, specs[0] if len(specs) == 1 else specs)
     if tracer.unknown:
         raise ValueError(

@@ -100,3 +100,19 @@ def test_ensemble_trains_as_one_model():
 def test_bad_arguments(make, kwargs, message):
     with pytest.raises(ValueError, match=message):
         kc.ensemble(make(), **kwargs)
+
+
+@pytest.mark.heavy("export-ensemble")
+def test_ensemble_with_transform_input_member_exports_to_tflite(tmp_path):
+    """WeightedAverage and ChannelAffine (GoogLeNet's transform_input) convert with builtin ops."""
+    from keras_cnnclassics.export import export_model
+
+    members = [
+        kc.GoogLeNet(input_shape=SHAPE, classes=5, transform_input=True, name="g"),
+        kc.SqueezeNet1_1(input_shape=SHAPE, classes=5, name="s"),
+    ]
+    report = export_model(
+        kc.ensemble(members, weights=[2, 1]), "tflite", str(tmp_path / "ensemble.tflite"),
+        preprocess="none", verbose=False,
+    )
+    assert report.max_abs_diff <= 1e-4

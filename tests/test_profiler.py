@@ -216,6 +216,19 @@ def test_true_flops_of_elementwise_layers():
     assert result.row("grouped").ops == 2 * result.row("grouped").macs  # no bias, no activation
 
 
+def test_grouped_conv_fallback_and_channel_padding():
+    with profiler.shapes_only():
+        inputs = keras.Input((6, 6, 8))
+        x = kc_layers.GroupedConv2D(8, 3, groups=4, use_bias=False, name="grouped")(inputs)
+        x = kc_layers.ZeroPadChannels((0, 8), name="pad_channels")(x)
+        model = keras.Model(inputs, x)
+    result = kc.profile(model, true_flops=True)
+    assert result.row("grouped").macs == 4 * 4 * 8 * (8 // 4) * 9
+    assert result.row("grouped").params == 8 * 2 * 9
+    pad = result.row("pad_channels")  # a real tensor (ResNet option-A shortcut): kept as a row
+    assert (pad.output_shape, pad.ops) == ((4, 4, 16), 0)
+
+
 def test_fractal_join_counts_its_joined_columns_only():
     inputs = keras.Input((4, 4, 2))
     column = kc_layers.FractalColumnSampler(2, name="sampler")(inputs)

@@ -362,8 +362,8 @@ def test_auxiliary_losses_are_weighted_0_3():
 def test_drop_path_is_active_only_in_training():
     model = get_model("resnet20", input_shape=(32, 32, 3), drop_path_rate=0.5)
     x = np.random.default_rng(0).uniform(0, 1, (4, 32, 32, 3)).astype("float32")
-    inference = [np.asarray(model(x, training=False)) for _ in range(2)]
-    training = [np.asarray(model(x, training=True)) for _ in range(2)]
+    inference = [keras.ops.convert_to_numpy(model(x, training=False)) for _ in range(2)]
+    training = [keras.ops.convert_to_numpy(model(x, training=True)) for _ in range(2)]
     np.testing.assert_array_equal(*inference)
     assert not np.allclose(*training)
 

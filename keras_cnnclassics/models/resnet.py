@@ -452,13 +452,14 @@ def resnet_head(x, cfg, include_top, classes, classifier_activation, pooling):
     return classifier_output(x, classifier_activation)
 
 
-def allow_deep_graph(cfg):
-    """Raise Python's recursion limit for very deep networks (never lowers it).
+def allow_deep_graph(blocks):
+    """Raise Python's recursion limit for a network of ``blocks`` residual blocks
+    (never lowers it).
 
     Keras maps a functional graph recursively, a few Python frames per layer of
-    depth; ResNet-1202 is about 4,800 layers deep, beyond the default limit of 1,000.
+    depth; ResNet-1202 has 4,213 layers in a chain, beyond the default limit of 1,000.
     """
-    needed = 1000 + 3 * LAYERS_PER_BLOCK * sum(cfg.layers)
+    needed = 1000 + 3 * LAYERS_PER_BLOCK * blocks
     if sys.getrecursionlimit() < needed:
         sys.setrecursionlimit(needed)
 
@@ -466,7 +467,7 @@ def allow_deep_graph(cfg):
 def build_resnet(img_input, cfg, include_top, classes, classifier_activation, pooling, model):
     """Validate ``cfg`` (before any layer exists), then build backbone and head."""
     cfg.validate(model)
-    allow_deep_graph(cfg)
+    allow_deep_graph(sum(cfg.layers))
     x = resnet_backbone(img_input, cfg)
     return resnet_head(x, cfg, include_top, classes, classifier_activation, pooling)
 

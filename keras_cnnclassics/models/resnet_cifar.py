@@ -31,6 +31,7 @@ from keras_cnnclassics.models.resnet import (
     STOCHASTIC_DEPTH_PAPER,
     WRN_PAPER,
     ResNetConfig,
+    allow_deep_graph,
     build_resnet,
     register_resnet,
 )
@@ -184,3 +185,8 @@ def _resnext29(cardinality, params):
 
 ResNeXt29_8x64d = _resnext29(8, 34_426_698)
 ResNeXt29_16x64d = _resnext29(16, 68_155_210)
+
+
+# Reloading a saved ResNet-1202 (``keras.saving.load_model``) maps its graph without
+# calling a builder: the limit must fit the deepest registered network on import.
+allow_deep_graph(sum(_cifar_config(ResNet1202.spec.options).layers))

@@ -50,10 +50,12 @@ def _pyplot():
 def plot_curves(history, path, title="") -> None:
     """Loss and accuracy per epoch (training and validation) as one PNG."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, keys, label in (
-        (ax_loss, ("loss", "val_loss"), "loss (cross-entropy)"),
+        (ax_loss, ("loss", "val_loss"), "cross-entropy (training: label-smoothed)"),
         (ax_acc, ("accuracy", "val_accuracy"), "top-1 accuracy (%)"),
     ):
         for key, style in zip(keys, ("-o", "-s")):
@@ -62,6 +64,7 @@ def plot_curves(history, path, title="") -> None:
                 name = "validation" if key.startswith("val_") else "training"
                 ax.plot(epochs, values, style, markersize=3, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
