@@ -455,3 +455,15 @@ def test_bad_options_state_the_rule_before_building(constructor, kwargs, message
     monkeypatch.setattr(resnet, "conv2d", no_layers)
     with pytest.raises(ValueError, match=message):
         constructor(**kwargs)
+
+
+def test_import_lets_keras_map_the_deepest_graph():
+    """keras.saving.load_model of a ResNet-1202 maps 4,213 chained layers recursively
+    without calling a builder; importing the family raises the recursion limit for it."""
+    import sys
+
+    from keras_cnnclassics.models.resnet import LAYERS_PER_BLOCK
+
+    blocks_1202 = 3 * (1202 - 2) // 6
+    assert blocks_1202 == 600
+    assert sys.getrecursionlimit() >= 1000 + 3 * LAYERS_PER_BLOCK * blocks_1202
