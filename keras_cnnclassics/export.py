@@ -188,9 +188,11 @@ class _Request:
     calibration: str | None
     int8_io: str
     force: bool
+    min_agreement: float
 
 
-def _validate(format, quantize, output, batch_size, calibration, int8_io, force) -> _Request:
+def _validate(format, quantize, output, batch_size, calibration, int8_io, force,
+              min_agreement=INT8_MIN_AGREEMENT) -> _Request:
     """Check every export option before anything is built (ValueError stating the rule)."""
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}.")
@@ -207,10 +209,13 @@ def _validate(format, quantize, output, batch_size, calibration, int8_io, force)
             "Runtime's quantized models keep float input and output (int8_io='float'); "
             "use --format tflite for a uint8-in/uint8-out file."
         )
+    if isinstance(min_agreement, bool) or not isinstance(min_agreement, (int, float)) or not 0 <= min_agreement <= 1:
+        raise ValueError(f"min_agreement must be a fraction in [0, 1]; got {min_agreement!r}.")
     batch = _validate_batch(batch_size)
     _validate_calibration(calibration, quantize)
     output = _validate_output(output, format, force)
-    return _Request(format, quantize, output, batch, calibration, int8_io, bool(force))
+    return _Request(format, quantize, output, batch, calibration, int8_io, bool(force),
+                    float(min_agreement))
 
 
 def _validate_batch(batch_size):
@@ -824,27 +829,31 @@ def measure_file(path, threads=(1, None), image=None, budget_s=2.0, max_runs=100
 # ------------------------------------------------------------------ verification
 
 
-def _limit(quantize):
+def _limit(quantize, min_agreement):
     if quantize == "none":
         return f"max |diff| <= {FLOAT32_MAX_DIFF:g}"
     if quantize == "float16":
         return f"max |diff| <= {FLOAT16_MAX_RELATIVE_DIFF:g} x range"
-    return f"top-1 agreement >= {INT8_MIN_AGREEMENT:.0%}"
+    return f"top-1 agreement >= {min_agreement:.0%}"
 
 
-def _passes(quantize, max_diff, output_range, agreement):
+def _passes(quantize, max_diff, output_range, agreement, min_agreement):
     if quantize == "none":
         return max_diff <= FLOAT32_MAX_DIFF
     if quantize == "float16":
         return max_diff <= FLOAT16_MAX_RELATIVE_DIFF * output_range
-    return agreement >= INT8_MIN_AGREEMENT
+    return agreement >= min_agreement
 
 
 def _verify(path, request, x, reference, labels, verified_on, writer, notes):
-    runtime = load_runtime(path)
     if request.format == "tflite":
         check_builtin_ops(path)
-    outputs = _run(runtime, x)
+    try:
+        runtime = load_runtime(path)
+        outputs = _run(runtime, x)
+    except (RuntimeError, ValueError) as err:  # the runtimes' own load/prepare errors
+        runtime_name = "ONNX Runtime" if request.format == "onnx" else "the LiteRT interpreter"
+        raise ExportError(f"the exported file does not run in {runtime_name}: {err}") from None
     max_diff = float(np.max(np.abs(outputs - reference)))
     output_range = float(np.max(reference) - np.min(reference))
     agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
@@ -865,8 +874,8 @@ def _verify(path, request, x, reference, labels, verified_on, writer, notes):
         latency_ms=_latency_ms(runtime, x[0]),
         samples=len(x),
         verified_on=verified_on,
-        limit=_limit(request.quantize),
-        passed=_passes(request.quantize, max_diff, output_range, agreement),
+        limit=_limit(request.quantize, request.min_agreement),
+        passed=_passes(request.quantize, max_diff, output_range, agreement, request.min_agreement),
         writer=writer,
         input_shape=(request.batch or "N", *x.shape[1:]),
         input_dtype=runtime.input_dtype,
@@ -894,6 +903,7 @@ def export_model(
     force=False,
     classes=None,
     preprocess=None,
+    min_agreement=INT8_MIN_AGREEMENT,
     verbose=True,
 ):
     """Export a model to ONNX or TFLite, verify the file, and report.
@@ -916,6 +926,8 @@ def export_model(
         classes: head size for a registry name (e.g. to match ``weights``).
         preprocess: a callable, a registry name whose ``preprocess_input`` to use,
             or ``"none"``; default the model's own (its family module's).
+        min_agreement: the int8 limit (default 0.95). Lower it only for an
+            untrained network, whose outputs barely depend on the image.
         verbose: print the verification table.
 
     Returns:
@@ -923,7 +935,7 @@ def export_model(
         the file misses the limits in the module docstring; ``ValueError`` /
         ``FileExistsError`` / ``FileNotFoundError`` for bad options.
     """
-    request = _validate(format, quantize, output, batch_size, calibration, int8_io, force)
+    request = _validate(format, quantize, output, batch_size, calibration, int8_io, force, min_agreement)
     from keras_cnnclassics.weights import atomic_path
 
     notes = []

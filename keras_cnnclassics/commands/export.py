@@ -3,7 +3,8 @@
     cnnclassics export NAME_OR_PATH --format tflite|onnx --output FILE [--weights W]
         [--input-shape 224,224,3] [--batch-size 1|dynamic]
         [--quantize none|float16|dynamic-int8|int8 --calibration DIR|digits|random]
-        [--int8-io uint8|float] [--classes N] [--preprocess NAME|none] [--force]
+        [--int8-io uint8|float] [--classes N] [--preprocess NAME|none]
+        [--min-agreement 0.95] [--force]
 
 A thin wrapper over :func:`keras_cnnclassics.export.export_model`: prints the
 verification table; bad options and failed verification are one line (plus the
@@ -44,6 +45,8 @@ def add_arguments(parser, fixed_format=None):
     parser.add_argument("--int8-io", default="uint8", help="uint8 or float input/output of a TFLite int8 file")
     parser.add_argument("--classes", type=int, help="head size of a registry model (to match --weights)")
     parser.add_argument("--preprocess", help="registry name whose preprocess_input to use, or 'none'")
+    parser.add_argument("--min-agreement", type=float, default=0.95,
+                        help="int8 limit: top-1 agreement with the Keras model (default 0.95)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
 
@@ -93,5 +96,6 @@ def _export(args, export_model):
         force=args.force,
         classes=args.classes,
         preprocess=args.preprocess,
+        min_agreement=args.min_agreement,
         verbose=not args.json,
     )
