@@ -45,6 +45,7 @@ from keras_cnnclassics.checkpoints import progress_bar, read_checkpoint
 from keras_cnnclassics.weights import _leaf_layers, atomic_path, file_manifest, model_manifest
 
 __all__ = [
+    "CheckpointMismatch",
     "ConversionResult",
     "TorchMapping",
     "convert_checkpoint",
@@ -63,6 +64,14 @@ PROGRESS_BYTES = 64 * 2**20
 
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var")
 _IGNORED_SUFFIXES = ("num_batches_tracked",)
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint whose tensors do not fit the model; ``missing`` holds Keras layer names."""
+
+    def __init__(self, message, missing=(), mismatched=(), unexpected=()):
+        super().__init__(message)
+        self.missing, self.mismatched, self.unexpected = list(missing), list(mismatched), list(unexpected)
 
 
 def _to_numpy(tensor):
@@ -117,7 +126,7 @@ def _convert_layer(model, layer, get):
     if isinstance(layer, keras.layers.Dense):
         w = _as_linear(get("weight"))  # (out, in)
         chw = _flatten_source_shape(model, layer)
-        if chw is not None:
+        if chw is not None and w.shape[1] == np.prod(chw):  # else the shape check reports it
             c, h, w_ = chw
             w = w.reshape(w.shape[0], c, h, w_).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
         return [w.T] + ([get("bias")] if layer.use_bias else [])
@@ -191,9 +200,10 @@ def state_dict_to_keras(model, state_dict, name_map=None, progress=False):
             for word, items in (("missing", missing), ("mismatched", mismatched), ("unexpected", unexpected))
             if items
         )
-        raise ValueError(
+        raise CheckpointMismatch(
             f"Checkpoint does not match {model.name!r} ({counts}; another architecture or "
-            "depth?): " + " | ".join(parts)
+            "depth?): " + " | ".join(parts),
+            missing=[m.split(" ", 1)[0] for m in missing], mismatched=mismatched, unexpected=unexpected,
         )
     for layer, arrays in assignments:
         layer.set_weights([a.astype(np.float32) for a in arrays])
@@ -515,8 +525,10 @@ def _copy_into_registry_model(spec, state, options, include_top, path, progress)
         model = _build(spec, options, ckpt_classes)
     try:
         state_dict_to_keras(model, state, progress=progress)
-    except ValueError as err:
-        hint = " (a checkpoint without its classifier head converts with --no-top)" if ckpt_classes is None else ""
+    except CheckpointMismatch as err:
+        head = head_layer(model)
+        headless = head is not None and err.missing == [head.name] and not (err.mismatched or err.unexpected)
+        hint = " A checkpoint without its classifier head converts with --no-top." if headless else ""
         raise ValueError(f"{os.fspath(path)!r} does not fit {spec.name}: {err}{hint}") from None
     return model, ckpt_classes
 
