@@ -41,8 +41,10 @@ class LocalResponseNormalization(keras.layers.Layer):
         pad[axis] = [before, after]
         padded = ops.pad(squared, pad)
         channels = inputs.shape[axis]
+        # Slices, not ops.take: take becomes Gather/aten::ravel, which torch.onnx cannot export.
         window = sum(
-            ops.take(padded, ops.arange(i, i + channels), axis=axis) for i in range(self.size)
+            padded[tuple(slice(i, i + channels) if a == axis else slice(None) for a in range(len(inputs.shape)))]
+            for i in range(self.size)
         )
         scale = self.k + (self.alpha / self.size) * window
         return inputs / ops.power(scale, self.beta)
