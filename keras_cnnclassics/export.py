@@ -362,6 +362,11 @@ def _float32_model(model, input_shape, notes):
     current = tuple(model.input_shape[1:])
     if len(model.inputs) != 1 or len(model.outputs) != 1 or len(current) != 3:
         raise ValueError("export supports image models with one (H, W, C) input and one output.")
+    if any(getattr(layer, "data_format", None) == "channels_first" for layer in model.layers):
+        raise ValueError(
+            "export writes NHWC files: rebuild the model with channels_last (its weights load "
+            "unchanged) and export that."
+        )
     shape = tuple(input_shape) if input_shape else current
     if len(shape) != 3 or any(s is not None and (not isinstance(s, int) or s < 1) for s in shape):
         raise ValueError(f"input_shape must be 3 positive integers (H, W, C); got {input_shape!r}.")

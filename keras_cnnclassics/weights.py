@@ -161,11 +161,19 @@ def atomic_path(path, overwrite=False):
     os.close(fd)
     try:
         yield tmp
+        if os.path.isfile(tmp) and os.stat(tmp).st_mode & 0o777 == 0o600:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_weights(model, path, overwrite=False):

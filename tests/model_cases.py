@@ -17,11 +17,22 @@ def small_input_shape(spec):
     return (min(size, h), min(size, w), c)
 
 
+# Models whose full forward/save/fit checks run on every backend; every other
+# model's run on one backend per CI run (sampled by name, see conftest.py), which
+# keeps the three-backend suite inside CI's time. Parameter counts and minimum
+# sizes are still checked for every model on every backend.
+EVERY_BACKEND = frozenset({
+    "lenet5", "lenet5_cs231n", "resnet20", "resnet18", "squeezenet1_1", "googlenet",
+    "densenet_bc100_k12_cifar", "nin", "seresnet18", "resnext29_8x64d",
+})
+
+
 def model_params(heavy_only=False):
-    """pytest params over every registry model; big ones marked ``heavy`` (sampled)."""
+    """pytest params over every registry model; all but EVERY_BACKEND sampled per backend."""
     params = []
     for spec in all_specs():
-        marks = [pytest.mark.heavy(spec.name)] if spec.heavy else []
+        sampled = spec.heavy or spec.name not in EVERY_BACKEND
+        marks = [pytest.mark.heavy(spec.name)] if sampled else []
         if heavy_only and not spec.heavy:
             continue
         params.append(pytest.param(spec, id=spec.name, marks=marks))

@@ -176,7 +176,9 @@ def test_tools_script_converts_and_reports_the_difference(small_checkpoint, tmp_
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "max |logit difference|" in out and str(output) in out
-    assert os.path.isfile(output)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(output).st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's 0600
 
 
 def test_training_checkpoint_containers_are_unwrapped(small_reference, tmp_path):

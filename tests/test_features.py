@@ -6,10 +6,16 @@ import keras
 import keras_cnnclassics as kc
 from keras_cnnclassics.registry import all_specs
 
+from model_cases import EVERY_BACKEND
+
 
 def _stage_specs():
     return [
-        pytest.param(s, id=s.name, marks=[pytest.mark.heavy(f"features-{s.name}")] if s.heavy else [])
+        pytest.param(
+            s,
+            id=s.name,
+            marks=[] if s.name in EVERY_BACKEND and not s.heavy else [pytest.mark.heavy(f"features-{s.name}")],
+        )
         for s in all_specs()
         if s.feature_layers
     ]

@@ -398,10 +398,11 @@ BIG = [
 def test_bigger_networks_learn_digits(tmp_path, name, precision, options):
     out = str(tmp_path / name)
     result = _quiet_train(TrainConfig(
-        name, output=out, image_size=32, limit=32, batch_size=16, epochs=4, lr=0.02,
+        name, output=out, image_size=32, limit=32, batch_size=16, epochs=6, optimizer="adamw",
         warmup_epochs=0, mixed_precision=precision, model_options=options,
     ))
     losses = [row["loss"] for row in result.history]
+    # measured on TF: resnet18 3.15 -> 0.87, googlenet 5.16 -> 1.79, densenet-bc40 2.61 -> 1.84
     assert losses[-1] < 0.8 * losses[0], losses
     info = RunFolder(out).read_json("config.json")
     best = keras.saving.load_model(os.path.join(out, "best.keras"), compile=False)
