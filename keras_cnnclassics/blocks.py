@@ -16,6 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from keras_cnnclassics.initializers import host_he_normal
 from keras_cnnclassics.layers import AdaptiveAveragePooling2D, GroupedConv2D, PoolPadding2D
 
 BN_EPSILON = 1e-5
@@ -48,7 +49,7 @@ def conv2d(
     dilation=1,
     use_bias=True,
     activation=None,
-    kernel_initializer="he_normal",
+    kernel_initializer=None,
 ):
     """``torch.nn.Conv2d(..., padding=padding)`` as Keras layers named ``name``."""
     kernel, strides, padding = _pair(kernel_size), _pair(strides), _pair(padding)
@@ -72,7 +73,7 @@ def conv2d(
         dilation_rate=dilation,
         use_bias=use_bias,
         activation=activation,
-        kernel_initializer=kernel_initializer,
+        kernel_initializer=kernel_initializer or host_he_normal(),
         name=name,
     )(x)
 

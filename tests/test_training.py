@@ -164,9 +164,9 @@ def test_second_training_on_a_locked_folder_refuses(tmp_path):
 
 
 def test_force_starts_over(tmp_path):
-    out = str(tmp_path / "forced")
-    _quiet_train(TrainConfig("lenet5", output=out, **{**QUICK, "epochs": 2}))
-    result = _quiet_train(TrainConfig("lenet5", output=out, **{**QUICK, "epochs": 1}), force=True)
+    out, small = str(tmp_path / "forced"), {**QUICK, "limit": 64}
+    _quiet_train(TrainConfig("lenet5", output=out, **small))
+    result = _quiet_train(TrainConfig("lenet5", output=out, **{**small, "epochs": 1}), force=True)
     assert [row["epoch"] for row in result.history] == [1]
     assert RunFolder(out).read_json("config.json")["config"]["epochs"] == 1
 

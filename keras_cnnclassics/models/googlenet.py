@@ -27,7 +27,6 @@ Layer names are torchvision's module paths with "." written as "_":
 
 from typing import NamedTuple
 
-import keras
 from keras import layers
 
 from keras_cnnclassics.blocks import (
