@@ -190,7 +190,9 @@ def build_model(
     if input_tensor is not None and input_shape is None:
         input_shape = tuple(input_tensor.shape[1:])
     input_shape = resolve_input_shape(spec, input_shape, include_top, spec.min_size)
-    img_input = keras.Input(shape=input_shape)
+    # A fixed name keeps profiles, exports and weight manifests stable however many
+    # models the process has built (Keras would number it input_layer_N).
+    img_input = keras.Input(shape=input_shape, name="input_layer")
     outputs = spec.builder(
         img_input,
         include_top=include_top,

@@ -950,6 +950,12 @@ def export_model(
     shape = tuple(model.input_shape[1:])
     calib, verify, labels, verified_on = _datasets(request, shape, preprocess_fn)
     reference = np.asarray(model.predict(verify, batch_size=32, verbose=0), "float32")
+    if not np.isfinite(reference).all():
+        raise ExportError(
+            "the Keras model's own outputs are not finite (NaN/inf) on the verification images, so "
+            "no file can be checked against them; an untrained very deep network (resnet1202, "
+            "preact_resnet1001) overflows in inference mode: export trained weights (--weights)"
+        )
     with atomic_path(request.output, overwrite=request.force) as tmp:
         writer = _write(model, request, tmp, calib)
         if request.format == "onnx":

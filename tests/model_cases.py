@@ -41,3 +41,30 @@ def model_params(heavy_only=False):
 
 def random_images(shape, batch=2, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, (batch, *shape)).astype("float32")
+
+
+def calibrate_batch_norm(model, images):
+    """Set every BatchNormalization's moving statistics to those of ``images``.
+
+    An untrained very deep residual network (resnet1202, preact_resnet1001) in
+    inference mode, with moving mean 0 and variance 1, doubles its activations'
+    variance in every block and overflows float32; after one forward pass in
+    training mode with momentum 0 its outputs are finite, as a trained model's are.
+    """
+    import keras
+
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(images, training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+    return model
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)

@@ -22,7 +22,7 @@ from keras_cnnclassics.export import ExportError, check_builtin_ops, export_mode
 from keras_cnnclassics.registry import all_specs
 from keras_cnnclassics.training.data import load_digits_data
 
-from model_cases import small_input_shape
+from model_cases import calibrate_batch_norm, random_images, small_input_shape
 
 NAMED = ("squeezenet1_1", "googlenet", "resnet18")
 PRECISIONS = ("none", "float16", "int8")
@@ -335,7 +335,17 @@ def test_measure_file_reports_size_and_latency_per_thread_count(tmp_path):
 )
 def test_every_registry_model_exports_to_onnx_float32(spec, tmp_path):
     shape = small_input_shape(spec)
-    report = export_model(spec.name, "onnx", str(tmp_path / f"{spec.name}.onnx"), input_shape=shape,
-                          classes=7, verbose=False)
+    model = calibrate_batch_norm(get_model(spec.name, input_shape=shape, classes=7), random_images(shape, 8))
+    report = export_model(model, "onnx", str(tmp_path / f"{spec.name}.onnx"), verbose=False)
     assert report.max_abs_diff <= 1e-4
     assert report.input_shape == (1, *shape)
+
+
+def test_a_model_with_non_finite_outputs_is_refused_before_anything_is_written(tmp_path):
+    model = get_model("lenet5")
+    kernel = model.get_layer("output").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    target = tmp_path / "nan.onnx"
+    with pytest.raises(ExportError, match="not finite"):
+        export_model(model, "onnx", str(target), verbose=False)
+    assert not target.exists() and os.listdir(tmp_path) == []
