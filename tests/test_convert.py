@@ -437,22 +437,7 @@ def test_decode_predictions_rejects_other_shapes(bad, message):
         kc.decode_predictions(np.zeros((1, 1000)), top=0)
 
 
-# resnet.py exports torchvision's normalisation for the whole family, but timm's resnetv2_*
-# weights (preact_resnet*) expect mean = std = 0.5 (their pretrained_cfg); left to the family.
-PREPROCESS_DEVIATIONS = {
-    s.name: "timm:resnetv2_* weights normalise with mean=std=0.5; resnet.preprocess_input is torchvision's"
-    for s in CONVERTIBLE if s.reference.startswith("timm:resnetv2_")
-}
-
-
-def preprocess_cases():
-    for spec in CONVERTIBLE:
-        reason = PREPROCESS_DEVIATIONS.get(spec.name)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        yield pytest.param(spec, id=spec.name, marks=marks)
-
-
-@pytest.mark.parametrize("spec", preprocess_cases())
+@pytest.mark.parametrize("spec", [pytest.param(s, id=s.name) for s in CONVERTIBLE])
 def test_preprocess_input_equals_the_reference_normalisation(spec):
     """torchvision: transforms.Normalize with the mean/std of the model's published weights
     (``get_model_weights(name).DEFAULT.transforms()``) after ToTensor's /255; timm: the

@@ -22,7 +22,7 @@ from keras_cnnclassics.registry import all_specs, get_spec
 
 from reference import torch_logits, torch_reference, torchvision_models
 
-RESIDUAL = [s for s in all_specs() if s.family in ("resnet", "resnet_cifar")]
+RESIDUAL = [s for s in all_specs() if s.family in ("resnet", "resnet_v2", "resnet_cifar")]
 
 # The numbers stated in issue 4 (torchvision / timm counts, 1000 classes).
 ISSUE_COUNTS = {

@@ -9,6 +9,7 @@ from keras_cnnclassics.models.alexnet import *  # noqa: F401,F403
 from keras_cnnclassics.models.zfnet import *  # noqa: F401,F403
 from keras_cnnclassics.models.vgg import *  # noqa: F401,F403
 from keras_cnnclassics.models.resnet import *  # noqa: F401,F403
+from keras_cnnclassics.models.resnet_v2 import *  # noqa: F401,F403
 from keras_cnnclassics.models.resnet_cifar import *  # noqa: F401,F403
 from keras_cnnclassics.models.googlenet import *  # noqa: F401,F403
 from keras_cnnclassics.models.inception import *  # noqa: F401,F403

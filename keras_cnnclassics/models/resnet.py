@@ -9,7 +9,8 @@
 * Pre-activation ResNet -- K. He, X. Zhang, S. Ren, J. Sun. Identity Mappings in
   Deep Residual Networks. ECCV 2016 (arXiv:1603.05027): BN-ReLU-conv units, a
   clean identity path, one BN-ReLU after the last unit (``style="preact"``,
-  layer names of timm's ``ResNetV2``).
+  layer names of timm's ``ResNetV2``); the ImageNet models are registered in
+  :mod:`keras_cnnclassics.models.resnet_v2` for their own ``preprocess_input``.
 * Wide ResNet -- S. Zagoruyko, N. Komodakis. Wide Residual Networks. BMVC 2016
   (arXiv:1605.07146): ``widen_factor`` widens the 3x3 convolutions.
 * ResNeXt -- S. Xie, R. Girshick, P. Dollar, Z. Tu, K. He. Aggregated Residual
@@ -62,7 +63,6 @@ __all__ = [
     "ResNeXt50_32x4d", "ResNeXt101_32x8d", "ResNeXt101_64x4d",
     "SEResNet18", "SEResNet34", "SEResNet50", "SEResNet101", "SEResNet152",
     "SEResNeXt26_32x4d", "SEResNeXt50_32x4d", "SEResNeXt101_32x4d",
-    "PreActResNet18", "PreActResNet34", "PreActResNet50", "PreActResNet101", "PreActResNet152",
     "preprocess_input",
 ]
 
@@ -499,11 +499,12 @@ def imagenet_config(depth, **options):
     return ResNetConfig(block=block, layers=blocks, **options)
 
 
-def _resnet(
+def build_imagenet_resnet(
     img_input, *, include_top, classes, classifier_activation, pooling, depth,
     style="torchvision", groups=1, width_per_group=64, widen_factor=1, se_reduction=None,
     shortcut="B", stride_in_1x1=False, drop_path_rate=0.0, dropout=0.0,
 ):
+    """The builder of every ImageNet residual network (options: see :class:`ResNetConfig`)."""
     cfg = imagenet_config(
         depth, style=style, groups=groups, width_per_group=width_per_group,
         widen_factor=widen_factor, se_reduction=se_reduction, shortcut=shortcut,
@@ -522,7 +523,7 @@ def _min_size(style):
     return 3 if STYLES[style].legacy_quirks else 1
 
 
-def register_resnet(name, constructor, *, builder=_resnet, paper, year, params, reference,
+def register_resnet(name, constructor, *, builder=build_imagenet_resnet, paper, year, params, reference,
                     top1=None, top1_source=None, doc, stage_layers=_imagenet_stage_layers,
                     input_shape=(224, 224, 3), default_classes=1000, min_size=None,
                     heavy=None, notes="", **options):
@@ -627,19 +628,3 @@ SEResNeXt101_32x4d = _legacy_se(
     "seresnext101_32x4d", "SEResNeXt101_32x4d", 101, 48_955_416,
     "Instantiates SE-ResNeXt-101 (32x4d).", groups=32, width_per_group=4, top1_error=20.70,
 )
-
-
-def _preact(depth, params):
-    return register_resnet(
-        f"preact_resnet{depth}", f"PreActResNet{depth}", paper=PREACT_PAPER, year=2016,
-        params=params, reference=f"timm:resnetv2_{depth}", depth=depth, style="preact",
-        doc=f"Instantiates the pre-activation ResNet-{depth} (timm resnetv2_{depth}).",
-        notes="timm's resnetv2 weights expect inputs scaled with mean = std = 0.5.",
-    )
-
-
-PreActResNet18 = _preact(18, 11_687_720)
-PreActResNet34 = _preact(34, 21_795_880)
-PreActResNet50 = _preact(50, 25_549_352)
-PreActResNet101 = _preact(101, 44_541_480)
-PreActResNet152 = _preact(152, 60_185_128)
