@@ -16,6 +16,7 @@ size and latency of exported ONNX/LiteRT files, see :mod:`keras_cnnclassics.expo
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import statistics
@@ -58,6 +59,7 @@ class Case:
     repeat: int = 5
     warmup: int = 2
     threads: int = 0
+    data_format: str = "channels_last"
 
 
 @dataclasses.dataclass
@@ -106,12 +108,18 @@ def cpu_peak() -> CpuPeak:
 # ---------------------------------------------------------------- worker side
 
 
+def _input_shape(case):
+    size = case.image_size
+    return (3, size, size) if case.data_format == "channels_first" else (size, size, 3)
+
+
 def _build_keras_model(case):
     import keras
 
+    keras.config.set_image_data_format(case.data_format)
     if case.precision != "float32":
         keras.config.set_dtype_policy(f"mixed_{case.precision}")
-    shape = (case.image_size, case.image_size, 3)
+    shape = _input_shape(case)
     if case.impl == "keras_applications":
         constructor = getattr(keras.applications, KERAS_APPLICATIONS[case.model])
         return constructor(weights=None, input_shape=shape)
@@ -155,7 +163,7 @@ def _keras_step(case):
     import numpy as np
 
     model = _build_keras_model(case)
-    x = np.random.default_rng(0).uniform(size=(case.batch, case.image_size, case.image_size, 3))
+    x = np.random.default_rng(0).uniform(size=(case.batch, *_input_shape(case)))
     x = x.astype("float32")
     if case.suite == "train":
         import keras
@@ -202,13 +210,13 @@ def run_in_subprocess(case: Case, timeout=1800) -> dict:
 # ---------------------------------------------------------------- driver side
 
 
-def plan(suite, models, backends, batch, image_size, repeat, threads):
-    """The cases of a suite: ours and the comparisons, per backend."""
+def plan(suite, models, backends, batch, image_size, repeat, threads, data_formats=("channels_last",)):
+    """The cases of a suite: ours and the comparisons, per backend and Keras data format."""
     cases = []
     for model in models:
-        for backend in backends:
+        for backend, data_format in itertools.product(backends, data_formats):
             common = dict(model=model, backend=backend, batch=batch, image_size=image_size,
-                          repeat=repeat, threads=threads)
+                          repeat=repeat, threads=threads, data_format=data_format)
             if suite == "train":
                 for precision in ("float32", "bfloat16"):
                     cases.append(Case("train", impl="ours", precision=precision, **common))
@@ -239,7 +247,7 @@ def _macs(model, image_size):
 
 def summarize(cases, results, peak: CpuPeak):
     """Rows with ratios: ours vs keras.applications (same backend) and vs torchvision."""
-    index = {(c.model, c.impl, c.backend, c.precision): r for c, r in zip(cases, results)}
+    index = {(c.model, c.impl, c.backend, c.precision, c.data_format): r for c, r in zip(cases, results)}
     torch_eager = {c.model: r.get("img_s") for c, r in zip(cases, results) if c.impl == "torchvision"}
     macs_cache = {}
     rows = []
@@ -248,6 +256,7 @@ def summarize(cases, results, peak: CpuPeak):
             "model": case.model,
             "impl": case.impl,
             "backend": case.backend if case.impl != "torchvision" else "torch eager",
+            "layout": "NCHW" if case.data_format == "channels_first" or case.impl == "torchvision" else "NHWC",
             "batch": case.batch,
             "precision": case.precision,
         }
@@ -255,7 +264,7 @@ def summarize(cases, results, peak: CpuPeak):
             rows.append({**row, "error": result["error"]})
             continue
         if case.suite == "build":
-            ref = index.get((case.model, "keras_applications", case.backend, case.precision), {})
+            ref = index.get((case.model, "keras_applications", case.backend, case.precision, case.data_format), {})
             rows.append({**row, "seconds": result["seconds"], "spread": result["spread"],
                          "vs_keras_app": _ratio(ref.get("seconds"), result["seconds"])})
             continue
@@ -265,7 +274,7 @@ def summarize(cases, results, peak: CpuPeak):
         macs = macs_cache[case.model]
         factor = 3 if case.suite == "train" else 1  # forward + two backward matmuls
         gmacs = rate * macs * factor / 1e9 if macs else None
-        ref = index.get((case.model, "keras_applications", case.backend, case.precision), {})
+        ref = index.get((case.model, "keras_applications", case.backend, case.precision, case.data_format), {})
         row.update(
             img_s=rate,
             spread=result["spread"],
@@ -286,7 +295,7 @@ def format_rows(rows, fmt="table"):
     """Render rows as an aligned table, CSV or JSON."""
     if fmt == "json":
         return json.dumps(rows, indent=2)
-    columns = [k for k in ("model", "impl", "backend", "batch", "precision", "img_s", "seconds",
+    columns = [k for k in ("model", "impl", "backend", "layout", "batch", "precision", "img_s", "seconds",
                            "spread", "vs_keras_app", "vs_torchvision", "gmac_s", "peak_pct", "error")
                if any(k in r for r in rows)]
     cells = [[_cell(r.get(k)) for k in columns] for r in rows]
@@ -308,17 +317,18 @@ def _cell(value):
 
 
 def run_suite(suite="infer", models=None, backends=BACKENDS, batch=16, image_size=224, repeat=5,
-              threads=0, fmt="table", progress=print):
+              threads=0, fmt="table", progress=print, data_formats=("channels_last",)):
     """Run a whole suite (one subprocess per case) and return the formatted table."""
     if suite == "export":
         from keras_cnnclassics.export import benchmark_exports
 
         return benchmark_exports(models=models, image_size=image_size, repeat=repeat, fmt=fmt)
     models = models or (BUILD_MODELS if suite == "build" else INFER_MODELS)
-    cases = plan(suite, models, backends, batch, image_size, repeat, threads)
+    cases = plan(suite, models, backends, batch, image_size, repeat, threads, data_formats)
     results = []
     for i, case in enumerate(cases, 1):
-        progress(f"[{i}/{len(cases)}] {case.suite} {case.model} {case.impl} {case.backend} {case.precision}")
+        progress(f"[{i}/{len(cases)}] {case.suite} {case.model} {case.impl} {case.backend} "
+                 f"{case.data_format} {case.precision}")
         results.append(run_in_subprocess(case))
     peak = cpu_peak()
     table = format_rows(summarize(cases, results, peak), fmt)

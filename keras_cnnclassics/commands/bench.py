@@ -13,6 +13,10 @@ def add_arguments(parser):
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=0, help="threads per process (0: all cores)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median reported)")
+    parser.add_argument("--data-format", nargs="+", choices=("channels_last", "channels_first"),
+                        default=["channels_last"], dest="data_formats",
+                        help="Keras image data format(s) of ours and keras.applications "
+                             "(channels_first is the fast one on the PyTorch backend)")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
 
@@ -25,6 +29,11 @@ def register(subparsers):
 def run(args):
     if args.batch_size <= 0 or args.repeat <= 0 or args.image_size <= 0 or args.threads < 0:
         raise ValueError("--batch-size, --image-size and --repeat must be positive, --threads >= 0.")
+    if args.models:
+        from keras_cnnclassics.registry import get_spec
+
+        for name in args.models:
+            get_spec(name)  # an unknown name: ValueError with the closest names
     suites = ("infer", "train", "build", "export") if args.suite == "all" else (args.suite,)
     for suite in suites:
         print(f"## {suite}", flush=True)
@@ -32,7 +41,7 @@ def run(args):
             benchmark.run_suite(
                 suite, models=args.models, backends=args.backends, batch=args.batch_size,
                 image_size=args.image_size, repeat=args.repeat, threads=args.threads,
-                fmt=args.format, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                fmt=args.format, data_formats=tuple(args.data_formats), progress=lambda m: print(m, file=sys.stderr, flush=True),
             ),
             flush=True,
         )

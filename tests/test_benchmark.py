@@ -1,0 +1,77 @@
+"""The benchmark driver (keras_cnnclassics.benchmark): plan, measurement, ratios, table.
+
+Speed itself is never asserted here (README's performance section has the measured
+table); these tests check that the numbers are computed from what was measured.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import pytest
+
+from keras_cnnclassics import benchmark
+from keras_cnnclassics.benchmark import Case, cpu_peak, format_rows, plan, run_case, summarize
+
+
+def test_cpu_peak_is_the_product_it_prints():
+    peak = cpu_peak()
+    assert peak.gflops == pytest.approx(peak.cores * peak.ghz * peak.fma_units * (peak.simd_bits // 32) * 2)
+    assert peak.simd_bits in (128, 256, 512) and peak.cores >= 1
+    assert f"{peak.gflops:.0f} GFLOP/s" in peak.how
+
+
+def test_plan_pairs_each_of_ours_with_keras_applications_per_backend_and_layout():
+    cases = plan("infer", ["resnet50", "squeezenet1_1"], ["tensorflow", "torch"], 4, 64, 2, 0,
+                 ("channels_last", "channels_first"))
+    ours = [c for c in cases if c.impl == "ours"]
+    assert len(ours) == 2 * 2 * 2
+    apps = [(c.model, c.backend, c.data_format) for c in cases if c.impl == "keras_applications"]
+    assert sorted(apps) == sorted((("resnet50", b, f) for b in ("tensorflow", "torch")
+                                   for f in ("channels_last", "channels_first")))
+    # torchvision eager once per model that has a torchvision reference
+    assert [c.model for c in cases if c.impl == "torchvision"] == ["resnet50", "squeezenet1_1"]
+    assert {c.precision for c in plan("train", ["resnet18"], ["jax"], 4, 64, 2, 0)} == {"float32", "bfloat16"}
+
+
+def test_summary_ratios_and_peak_fraction(monkeypatch):
+    monkeypatch.setattr(benchmark, "_macs", lambda model, size: 2_000_000_000)
+    cases = plan("infer", ["resnet50"], ["jax"], 16, 224, 3, 0)
+    results = {"ours": {"img_s": 10.0, "spread": 0.5}, "keras_applications": {"img_s": 8.0, "spread": 0.1},
+               "torchvision": {"img_s": 4.0, "spread": 0.2}}
+    peak = benchmark.CpuPeak(2, 2.5, 256, 2, 160.0, "how")
+    rows = summarize(cases, [results[c.impl] for c in cases], peak)
+    ours = next(r for r in rows if r["impl"] == "ours")
+    assert ours["vs_keras_app"] == pytest.approx(1.25) and ours["vs_torchvision"] == pytest.approx(2.5)
+    assert ours["gmac_s"] == pytest.approx(20.0)  # 10 img/s x 2 GMAC
+    assert ours["peak_pct"] == pytest.approx(25.0)  # of 80 GMAC/s
+    assert next(r for r in rows if r["impl"] == "torchvision")["layout"] == "NCHW"
+
+
+def test_failed_cases_show_their_error_and_formats_render():
+    cases = plan("build", ["resnet152"], ["torch"], 1, 224, 1, 0)
+    rows = summarize(cases, [{"error": "MemoryError"}, {"seconds": 2.0, "spread": 0.1}], cpu_peak())
+    assert rows[0]["error"] == "MemoryError"
+    table = format_rows(rows)
+    assert "MemoryError" in table and table.splitlines()[1].startswith("-")
+    assert format_rows(rows, "csv").splitlines()[0].startswith("model,impl,backend,layout")
+    assert json.loads(format_rows(rows, "json"))[1]["seconds"] == 2.0
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_run_case_measures_a_real_forward_pass(data_format):
+    case = Case("infer", model="squeezenet1_1", impl="ours", backend=keras.backend.backend(), batch=2,
+                image_size=64, repeat=2, warmup=1, data_format=data_format)
+    result = run_case(case)
+    assert result["img_s"] > 0 and result["spread"] >= 0
+    assert keras.config.image_data_format() == data_format  # the worker process keeps it
+
+
+def test_run_case_times_builds_and_train_steps():
+    backend = keras.backend.backend()
+    built = run_case(Case("build", model="resnet18", impl="ours", backend=backend, image_size=32, repeat=1))
+    assert built["seconds"] > 0
+    trained = run_case(Case("train", model="resnet18", impl="ours", backend=backend, batch=2, image_size=32,
+                            repeat=1, warmup=1))
+    assert trained["img_s"] > 0
