@@ -150,6 +150,23 @@ def _validate_weights_path(spec, weights):
         raise ValueError(f"{spec.name}: weights file {path!r} does not exist.")
 
 
+def _input_tensor_shape(spec, input_tensor, input_shape):
+    """The input shape taken from ``input_tensor`` (a symbolic Keras tensor)."""
+    if not keras.backend.is_keras_tensor(input_tensor):
+        raise ValueError(
+            f"{spec.name}: input_tensor must be a symbolic Keras tensor (keras.Input(...) or "
+            f"a layer's output); got {type(input_tensor).__name__}. Call the model on arrays "
+            "instead of passing them as input_tensor."
+        )
+    shape = tuple(input_tensor.shape[1:])
+    if input_shape is not None and (not isinstance(input_shape, (tuple, list)) or tuple(input_shape) != shape):
+        raise ValueError(
+            f"{spec.name}: input_shape {tuple(input_shape)} differs from input_tensor's shape "
+            f"{shape}; pass one of them."
+        )
+    return shape
+
+
 def _resolve_options(spec, options):
     """Merge the variant's fixed options with user options; reject unknown ones."""
     params = inspect.signature(spec.builder).parameters
@@ -186,9 +203,12 @@ def build_model(
     """
     classes = spec.default_classes if classes is None else classes
     _validate_common(spec, include_top, weights, pooling, classes, classifier_activation)
+    classes = int(classes)  # numpy integers pass the check; Keras layers want a Python int
+    if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        raise ValueError(f"{spec.name}: name must be None or a non-empty string without '/'; got {name!r}.")
     options = _resolve_options(spec, options)
-    if input_tensor is not None and input_shape is None:
-        input_shape = tuple(input_tensor.shape[1:])
+    if input_tensor is not None:
+        input_shape = _input_tensor_shape(spec, input_tensor, input_shape)
     input_shape = resolve_input_shape(spec, input_shape, include_top, spec.min_size)
     # A fixed name keeps profiles, exports and weight manifests stable however many
     # models the process has built (Keras would number it input_layer_N).
@@ -207,8 +227,6 @@ def build_model(
         weights_lib.load_weights(model, weights)
     if input_tensor is None:
         return model
-    if not keras.backend.is_keras_tensor(input_tensor):
-        input_tensor = keras.Input(tensor=input_tensor, shape=input_shape)
     source = keras.utils.get_source_inputs(input_tensor)
     return keras.Model(source, model(input_tensor), name=model.name)
 

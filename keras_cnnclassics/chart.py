@@ -14,6 +14,7 @@ missing there, from :func:`keras_cnnclassics.profile`.
 from __future__ import annotations
 
 import math
+import os
 
 from keras_cnnclassics.registry import all_specs, get_spec
 from keras_cnnclassics.stats import load_stats
@@ -124,6 +125,12 @@ def complexity_chart(path, names=None, stats=None, title=None, dpi=150):
     except ImportError as err:  # pragma: no cover - matplotlib is in the train/dev extras
         raise ImportError("complexity_chart needs matplotlib: pip install matplotlib") from err
 
+    fmt = os.path.splitext(os.fspath(path))[1][1:].lower()
+    if fmt not in FigureCanvasAgg.get_supported_filetypes():
+        raise ValueError(
+            f"complexity_chart: cannot write {os.fspath(path)!r}: its extension must be one of "
+            f"{', '.join(sorted(FigureCanvasAgg.get_supported_filetypes()))}."
+        )
     points = chart_points(names, stats)
     if not points:
         raise ValueError("complexity_chart: none of these models has a published top-1 accuracy.")
@@ -162,5 +169,8 @@ def complexity_chart(path, names=None, stats=None, title=None, dpi=150):
               labelspacing=1.6, borderpad=1.0)
     fig.text(0.01, 0.005, SOURCE_NOTE, fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=dpi)
+    from keras_cnnclassics.weights import atomic_path
+
+    with atomic_path(path, overwrite=True) as tmp:  # a failed or killed write leaves the old chart
+        fig.savefig(tmp, dpi=dpi, format=fmt)
     return points

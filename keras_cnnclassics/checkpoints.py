@@ -45,7 +45,8 @@ def read_checkpoint(path, progress=False) -> dict[str, np.ndarray]:
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"Checkpoint {path!r} does not exist.")
+        what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        raise CheckpointError(f"Checkpoint {path!r} {what}.")
     size = os.path.getsize(path)
     if size == 0:
         raise CheckpointError(f"Checkpoint {path!r} is empty (0 bytes).")

@@ -391,10 +391,12 @@ class ConversionResult:
     skipped: str = ""  # why verification was skipped
 
 
-def _check_request(spec, source, output_path, classes, include_top, force):
+def _check_request(spec, source, output_path, classes, include_top, force, tolerance=1e-4):
     """Every argument rule, before any file is read or model built."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {source!r}.")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < float("inf"):
+        raise ValueError(f"tolerance must be a finite number >= 0; got {tolerance!r}.")
     if spec.reference is None:
         raise ValueError(
             f"{spec.name} has no torchvision/timm counterpart, so no checkpoint layout "
@@ -417,7 +419,8 @@ def _check_request(spec, source, output_path, classes, include_top, force):
         raise FileExistsError(f"{output_path!r} already exists; pass force=True (--force) to replace it.")
     folder = os.path.dirname(os.path.abspath(output_path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Output folder {folder!r} does not exist; create it first.")
+        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist; create it first"
+        raise FileNotFoundError(f"Output folder {folder!r} {what}.")
 
 
 def _copy_matching_layers(source_model, target_model):
@@ -477,7 +480,9 @@ def convert_checkpoint(
 
     log = log or (lambda *_: None)
     spec = get_spec(arch)
-    _check_request(spec, source, output_path, classes, include_top, force)
+    _check_request(spec, source, output_path, classes, include_top, force, tolerance)
+    if not isinstance(input_path, (str, os.PathLike)):
+        raise ValueError(f"input must be the path of a .pth/.pt/.safetensors file; got {input_path!r}.")
     options = dict(options or {})
     mapping = family_mapping(spec, options)
     progress = os.path.isfile(input_path) and os.path.getsize(input_path) >= PROGRESS_BYTES

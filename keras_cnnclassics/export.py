@@ -258,7 +258,8 @@ def _validate_output(output, format, force):
         raise ValueError(f"the output of a {format} export must end in {SUFFIXES[format]}; got {output!r}.")
     folder = os.path.dirname(output)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"output folder {folder!r} does not exist; create it first.")
+        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist; create it first"
+        raise FileNotFoundError(f"output folder {folder!r} {what}.")
     if os.path.exists(output) and not force:
         raise FileExistsError(f"{output!r} already exists; pass force=True / --force to replace it.")
     return output
@@ -296,16 +297,21 @@ def _load_source(name_or_path, weights, input_shape, classes):
         if weights is not None or classes is not None:
             raise ValueError("weights/classes apply to registry names, not to a keras.Model.")
         return name_or_path, _registry_name(name_or_path.name)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ValueError(
+            "the model to export must be a registry name, the path of a .keras file or a "
+            f"keras.Model; got {type(name_or_path).__name__}."
+        )
     path = os.fspath(name_or_path)
     if path.endswith(".keras"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"model file {path!r} does not exist.")
         if weights is not None or classes is not None:
             raise ValueError("weights/classes apply to registry names; a .keras file has its own.")
-        import keras_cnnclassics.layers  # noqa: F401  (registers the custom layers)
+        from keras_cnnclassics.weights import load_model_file
 
         with _float32_channels_last():
-            model = keras.saving.load_model(path, compile=False)
+            model = load_model_file(path)
         return model, _registry_name(model.name)
     spec = registry.get_spec(path)  # ValueError with the closest names
     kwargs = {"weights": weights, "input_shape": input_shape}

@@ -202,10 +202,13 @@ def get_spec(name: str) -> ModelSpec:
     raise ValueError(f"Unknown model name {name!r}.{hint}")
 
 
-def get_model(name: str, **kwargs):
+def get_model(name: str, /, **kwargs):
     """Build the registry model ``name``; kwargs go to its constructor.
 
-    >>> model = get_model("vgg11", classes=10, input_shape=(64, 64, 3))
+    ``name`` is positional-only, so ``name=`` (the Keras model's name) goes to the
+    constructor like every other keras.applications argument.
+
+    >>> model = get_model("vgg11", classes=10, input_shape=(64, 64, 3), name="my_vgg")
     """
     spec = get_spec(name)
     from keras_cnnclassics import applications

@@ -13,13 +13,18 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
+import socket
 import tempfile
 import zipfile
 
 import h5py
 import keras
 
-__all__ = ["load_weights", "save_weights", "save_model", "atomic_path", "file_manifest", "model_manifest"]
+__all__ = [
+    "load_weights", "save_weights", "save_model", "load_model_file", "atomic_path", "file_manifest",
+    "model_manifest",
+]
 
 
 def model_manifest(model) -> dict[str, list[tuple]]:
@@ -114,6 +119,8 @@ def compare_manifests(expected, found, max_lines=8):
 
 def load_weights(model, path):
     """Load ``path`` into ``model`` after checking that every layer and shape matches."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"weights must be the path of a .weights.h5/.keras/.h5 file; got {path!r}.")
     path = os.fspath(path)
     found = file_manifest(path)
     expected = model_manifest(model)
@@ -149,15 +156,22 @@ def atomic_path(path, overwrite=False):
     temporary file is removed and ``path`` is left exactly as it was.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a folder; give a file name.")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path!r} already exists; pass overwrite/--force to replace it.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Output folder {folder!r} does not exist; create it first.")
+        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist; create it first"
+        raise FileNotFoundError(f"Output folder {folder!r} {what}.")
     base = os.path.basename(path)
     # Keep the full suffix (.weights.h5, .keras) so Keras accepts the temp name.
     suffix = base[base.index(".") :] if "." in base else ""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    remove_stale_temporaries(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-", suffix=suffix, dir=folder)
+    except OSError as err:
+        raise type(err)(err.errno, f"cannot write in folder {folder!r}: {err.strerror}") from None
     os.close(fd)
     try:
         yield tmp
@@ -168,6 +182,77 @@ def atomic_path(path, overwrite=False):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+_TMP_PREFIX = ".tmp-"
+# Host names in temporary names: a process on another machine sharing the folder is never
+# mistaken for a dead one here.
+_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
+_TMP_NAME = re.compile(re.escape(_TMP_PREFIX) + r"(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-")
+
+
+def remove_stale_temporaries(folder) -> list:
+    """Remove the temporary files that killed processes (SIGKILL, power loss) left in ``folder``.
+
+    Only this module's ``.tmp-<host>-<pid>-*`` names of this host whose process is gone are
+    removed; a live writer's file is never touched. Returns the removed names.
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _TMP_NAME.match(name)
+        if not match or match["host"] != _HOST or _alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(folder, name))
+            removed.append(name)
+    return removed
+
+
+def _alive(pid) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: keep its file
+    return True
+
+
+def load_model_file(path, **kwargs):
+    """``keras.saving.load_model(path, compile=False)`` with one clear error for a damaged file.
+
+    Keras reports a truncated or foreign ``.keras`` file as "File not found"; here the file is
+    first checked to be a complete zip archive with the model's config and weights.
+    ``safe_mode`` stays Keras' default (True): no Python lambdas are deserialized.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            damaged = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(
+            f"{path!r} is not a readable .keras file ({err}); truncated, empty or another format?"
+        ) from None
+    missing = {"config.json", "model.weights.h5"} - names
+    if missing or damaged:
+        problem = f"it lacks {', '.join(sorted(missing))}" if missing else f"{damaged} is corrupted"
+        raise ValueError(f"{path!r} is not a complete .keras model file: {problem}.")
+    import keras_cnnclassics.layers  # noqa: F401  (registers the package's custom layers)
+
+    kwargs.setdefault("compile", False)
+    try:
+        return keras.saving.load_model(path, **kwargs)
+    except (TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"{path!r} cannot be loaded as a Keras model: {err}") from None
 
 
 def _umask():

@@ -83,8 +83,9 @@ def config_from_args(args) -> TrainConfig:
     config_path = os.path.join(args.output, "config.json")
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"nothing to resume in {args.output}: no config.json.")
-    with open(config_path, encoding="utf-8") as handle:
-        stored = TrainConfig.from_dict(json.load(handle)["config"])
+    from keras_cnnclassics.training.runfolder import RunFolder
+
+    stored = RunFolder(args.output).read_config()
     return dataclasses.replace(stored, **explicit)
 
 

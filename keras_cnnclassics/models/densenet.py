@@ -242,6 +242,8 @@ def _densenet_cifar(
     (bottleneck and compression < 1), as the paper states.
     """
     validate_options(growth_rate, compression, dropout, bn_size, init_features)
+    if not isinstance(bottleneck, bool):
+        raise ValueError(f"densenet (CIFAR): bottleneck must be True or False; got {bottleneck!r}.")
     n = cifar_layers_per_block(depth, bottleneck)
     if init_features is None:
         init_features = 2 * growth_rate if bottleneck and compression < 1 else 16

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import numbers
 
+import keras
 from keras import layers
 
 from keras_cnnclassics.blocks import (
@@ -180,6 +181,13 @@ def _fractalnet(
 ):
     """B fractal blocks of C columns, each followed by 2x2 max pooling; GAP + linear head."""
     filters, rates = resolve_options(columns, blocks, filters, dropout, drop_rate, global_ratio)
+    spatial = img_input.shape[1:3] if keras.config.image_data_format() == "channels_last" else img_input.shape[2:4]
+    smallest = 2**blocks  # each block ends in a 2x2/2 max pooling
+    if any(size is not None and size < smallest for size in spatial):
+        raise ValueError(
+            f"fractalnet: {blocks} blocks halve the input {blocks} times, so height and width "
+            f"must be >= {smallest}; got {tuple(spatial)}. Use fewer blocks or a larger input."
+        )
     global_column = None
     if global_ratio > 0 and columns > 1:
         sampler = FractalColumnSampler(columns, global_ratio, name="global_drop_path")

@@ -21,6 +21,7 @@ conv 20@5x5 (size kept) - ReLU - maxpool - conv 50@5x5 - ReLU - maxpool -
 flatten 2,450 - FC 500 - ReLU - FC 10.
 """
 
+import keras
 from keras import layers
 
 from keras_cnnclassics.blocks import classifier_output, conv2d, dense, global_pool, max_pool2d
@@ -53,6 +54,15 @@ def _subsample(x, activation, name):
 
 def _lenet5(img_input, *, include_top, classes, classifier_activation, pooling,
             connection_table=True, activation="tanh"):
+    if not isinstance(connection_table, bool):
+        raise ValueError(f"lenet5: connection_table must be True or False; got {connection_table!r}.")
+    try:
+        keras.activations.get(activation)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"lenet5: unknown activation {activation!r}; use a Keras activation name such as "
+            "'tanh' (the paper's) or 'relu', or a callable."
+        ) from None
     x = conv2d(img_input, 6, 5, name="c1", activation=activation, kernel_initializer="glorot_uniform")
     x = _subsample(x, activation, "s2")
     if connection_table:

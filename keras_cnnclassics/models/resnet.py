@@ -227,6 +227,8 @@ class ResNetConfig:
             (_is_rate(self.drop_path_rate),
              f"drop_path_rate must be in [0, 1); got {self.drop_path_rate!r}"),
             (_is_rate(self.dropout), f"dropout must be in [0, 1); got {self.dropout!r}"),
+            (isinstance(self.stride_in_1x1, bool),
+             f"stride_in_1x1 must be True or False; got {self.stride_in_1x1!r}"),
         ]
         for ok, rule in rules:
             if not ok:

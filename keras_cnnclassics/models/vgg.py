@@ -76,6 +76,8 @@ def _stage_layers(options):
 def _vgg(img_input, *, include_top, classes, classifier_activation, pooling, depth, batch_norm=False):
     if depth not in CONFIGS:
         raise ValueError(f"vgg: depth must be one of {sorted(CONFIGS)}; got {depth!r}.")
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"vgg: batch_norm must be True or False; got {batch_norm!r}.")
     x = vgg_features(img_input, CONFIGS[depth], batch_norm)
     if not include_top:
         return global_pool(x, pooling)

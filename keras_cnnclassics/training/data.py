@@ -275,12 +275,17 @@ def load_image_file(path, image_size, channels) -> np.ndarray:
     bilinearly, round to ``uint8``.
     """
     tf = _require_tensorflow()
+    if not os.path.isfile(os.fspath(path)):
+        what = "is a folder, not an image file" if os.path.isdir(os.fspath(path)) else "does not exist"
+        raise ValueError(f"cannot read image {os.fspath(path)!r}: it {what}.")
     try:
         image = tf.io.decode_image(
             tf.io.read_file(os.fspath(path)), channels=channels, expand_animations=False
         )
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as err:
-        raise ValueError(f"cannot read image {path!r}: {err.message.splitlines()[0]}") from None
+    except tf.errors.OpError as err:
+        reason = err.message.splitlines()[0] if err.message else type(err).__name__
+        reason = reason.split("}}")[-1].split("[Op:")[0].strip() or reason
+        raise ValueError(f"cannot read image {os.fspath(path)!r}: {reason}") from None
     height, width = int(image.shape[0]), int(image.shape[1])
     side = min(height, width)  # smart_resize's crop for a square target
     top, left = (height - side) // 2, (width - side) // 2

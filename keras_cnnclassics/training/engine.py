@@ -257,7 +257,7 @@ def load_data(cfg, channels):
 
 
 def _stored_config(run, requested):
-    stored = TrainConfig.from_dict(run.read_json("config.json")["config"])
+    stored = run.read_config()
     keys = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RESUME_FREE]
     changed = stored.differences(requested, keys)
     if changed:

@@ -49,6 +49,19 @@ def _input_size(model):
     return int(shape[0]), int(shape[2])
 
 
+def _read_run_config(config_path):
+    """``(config, model name, class names)`` of a run's ``config.json`` (ValueError if damaged)."""
+    from keras_cnnclassics.training.runfolder import RunFolder
+
+    config = RunFolder(os.path.dirname(config_path)).read_json("config.json")
+    try:
+        return config, config["model"]["name"], list(config["data"]["class_names"])
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"{config_path} is not a training run's configuration (no model name and class names)."
+        ) from None
+
+
 def load_trained(source, checkpoint="best") -> Trained:
     """Load ``source``: a run folder (its ``{checkpoint}.keras``) or a ``.keras`` file.
 
@@ -69,17 +82,26 @@ def load_trained(source, checkpoint="best") -> Trained:
         raise ValueError(f"{source!r} is neither a run folder nor an existing .keras file.")
     if not os.path.isfile(path):
         raise ValueError(f"{path} does not exist (did the run complete an epoch?).")
-    model = keras.saving.load_model(path, compile=False)
+    from keras_cnnclassics.weights import load_model_file
+
+    model = load_model_file(path)
     run_config = None
     if os.path.isfile(config_path):
-        import json
-
-        with open(config_path, encoding="utf-8") as handle:
-            run_config = json.load(handle)
+        try:
+            run_config, name, class_names = _read_run_config(config_path)
+        except ValueError:
+            if not os.path.isdir(source):  # a .keras file beside some other config.json
+                run_config = None
+            else:
+                raise
     size, channels = _input_size(model)
     if run_config:
-        spec = get_spec(run_config["model"]["name"])
-        class_names = list(run_config["data"]["class_names"])
+        spec = get_spec(name)
+        if len(class_names) != int(model.outputs[0].shape[-1]):
+            raise ValueError(
+                f"{config_path} names {len(class_names)} classes but {path} has "
+                f"{int(model.outputs[0].shape[-1])} outputs; the two files are not of one run."
+            )
     else:
         try:
             spec = get_spec(model.name)

@@ -33,6 +33,7 @@ import io
 import json
 import os
 import socket
+import zipfile
 
 import numpy as np
 
@@ -80,7 +81,15 @@ class RunFolder:
     # -- locking -----------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self):
-        """Hold the folder's lock for the block; refuse if another process holds it."""
+        """Hold the folder's lock for the block; refuse if another process holds it.
+
+        A folder this call created is removed again if the block leaves nothing in it
+        but the lock (a run refused or failed before its first file): no empty run
+        folders are left behind by bad options or data.
+        """
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise FileExistsError(f"run folder {self.path} is a file; choose another --output.")
+        created = not os.path.exists(self.path)
         os.makedirs(self.path, exist_ok=True)
         fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -91,6 +100,10 @@ class RunFolder:
             yield self
         finally:
             self._lock_fd = None
+            with contextlib.suppress(OSError):
+                if created and os.listdir(self.path) == [LOCK]:
+                    os.remove(self.file(LOCK))  # still held: nobody else can be using it
+                    os.rmdir(self.path)
             os.close(fd)  # closing releases the lock
 
     def prepare(self, resume: bool, force: bool) -> None:
@@ -142,8 +155,26 @@ class RunFolder:
         self.write_text(name, json.dumps(data, indent=2, default=_jsonable) + "\n")
 
     def read_json(self, name):
-        with open(self.file(name), encoding="utf-8") as handle:
-            return json.load(handle)
+        try:
+            with open(self.file(name), encoding="utf-8") as handle:
+                return json.load(handle)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{self.file(name)} is damaged: not valid JSON ({err}).") from None
+
+    def read_config(self):
+        """The :class:`TrainConfig` recorded in ``config.json`` (ValueError if damaged)."""
+        from keras_cnnclassics.training.config import TrainConfig
+
+        info = self.read_json("config.json")
+        if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+            raise ValueError(
+                f"{self.file('config.json')} is not a training run's configuration (no 'config' "
+                "entry); start the run over with --force."
+            )
+        try:
+            return TrainConfig.from_dict(info["config"])
+        except TypeError as err:
+            raise ValueError(f"{self.file('config.json')} is damaged: {err}.") from None
 
     def write_csv(self, name, rows) -> None:
         buffer = io.StringIO()
@@ -185,7 +216,7 @@ class RunFolder:
                     _check_shapes(self.file(CHECKPOINT), prefix, data, variables)
                     for i, variable in enumerate(variables):
                         variable.assign(data[f"{prefix}_{i:05d}"])
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             if isinstance(err, ValueError) and "does not match" in str(err):
                 raise
             raise ValueError(
