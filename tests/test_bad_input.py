@@ -35,10 +35,16 @@ QUICK = dict(epochs=1, batch_size=8, limit=16, warmup_epochs=0)
 
 # ------------------------------------------------------------------ helpers
 def snapshot(folder):
-    """``{relative path: (sha256, mtime_ns)}`` of every file under ``folder`` (hidden ones too)."""
+    """``{relative path: (sha256, mtime_ns)}`` of every file under ``folder`` (hidden ones too).
+
+    A run folder's ``.lock`` is left out: every training that opens the folder takes the lock
+    and writes its PID there (that is how a second one is refused); it holds no results.
+    """
     state = {}
     for root, _, files in os.walk(folder):
         for name in files:
+            if name == ".lock":
+                continue
             path = os.path.join(root, name)
             with open(path, "rb") as handle:
                 digest = hashlib.sha256(handle.read()).hexdigest()
