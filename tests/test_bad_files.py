@@ -182,7 +182,7 @@ def test_bad_conversion_requests(checkpoints, tmp_path, capsys):
     with Unchanged(tmp_path):
         cli_error(capsys, base + ["--source", "timm"], "--source timm does not fit squeezenet1_1")
         cli_error(capsys, base + ["--source", "caffe"], "invalid choice: 'caffe'")
-        cli_error(capsys, base + ["--source", "torchvision", "--tolerance", "-1"], "tolerance must be a finite number")
+        cli_error(capsys, base + ["--source", "torchvision", "--tolerance", "nan"], "tolerance must be a number")
         cli_error(capsys, base + ["--source", "torchvision", "--classes", "0"], "classes must be a positive integer")
         cli_error(capsys, ["convert", "--arch", "lenet5", "--source", "torchvision", "--input", checkpoints["pth"],
                            "--output", output], "lenet5 has no torchvision/timm counterpart")

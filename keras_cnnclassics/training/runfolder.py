@@ -83,8 +83,8 @@ class RunFolder:
     def locked(self):
         """Hold the folder's lock for the block; refuse if another process holds it.
 
-        A folder this call created is removed again if the block leaves nothing in it
-        but the lock (a run refused or failed before its first file): no empty run
+        A folder this call created is removed again if the block fails leaving nothing
+        in it but the lock (a run refused or failed before its first file): no empty run
         folders are left behind by bad options or data.
         """
         if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -92,18 +92,24 @@ class RunFolder:
         created = not os.path.exists(self.path)
         os.makedirs(self.path, exist_ok=True)
         fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        acquired = failed = False
         try:
             _try_lock(fd, self.file(LOCK))
+            acquired = True
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
             self._lock_fd = fd
             yield self
+        except BaseException:
+            failed = True
+            raise
         finally:
             self._lock_fd = None
-            with contextlib.suppress(OSError):
-                if created and os.listdir(self.path) == [LOCK]:
-                    os.remove(self.file(LOCK))  # still held: nobody else can be using it
-                    os.rmdir(self.path)
+            if created and acquired and failed:
+                with contextlib.suppress(OSError):
+                    if os.listdir(self.path) == [LOCK]:
+                        os.remove(self.file(LOCK))  # still held by us: nobody else uses it
+                        os.rmdir(self.path)
             os.close(fd)  # closing releases the lock
 
     def prepare(self, resume: bool, force: bool) -> None:
