@@ -37,11 +37,27 @@ KERAS_APPLICATIONS = {
     "preact_resnet50": "ResNet50V2",
 }
 
+# Options that make ours the very architecture keras.applications builds: its ResNets
+# are v1 (stride on the first 1x1), ours default to torchvision's v1.5 (stride on the
+# 3x3, ~5 % more multiply-adds). Such a model gets a second "ours" row for that ratio.
+KERAS_APPLICATIONS_OPTIONS = {
+    "resnet50": {"stride_in_1x1": True},
+    "resnet101": {"stride_in_1x1": True},
+    "resnet152": {"stride_in_1x1": True},
+}
+
 INFER_MODELS = (
     "resnet50", "resnet101", "resnet152", "vgg16", "vgg19", "densenet121", "densenet169",
     "densenet201", "preact_resnet50", "resnet18", "googlenet", "squeezenet1_1",
 )
 BUILD_MODELS = ("resnet152", "densenet201")
+EXPORT_MODELS = ("squeezenet1_0", "squeezenet1_1", "googlenet", "resnet18", "resnet50", "densenet121")
+# (format, quantize) of each exported file in the export suite.
+EXPORT_VARIANTS = (
+    ("tflite", "none"), ("tflite", "float16"), ("tflite", "int8"),
+    ("onnx", "none"), ("onnx", "float16"), ("onnx", "int8"),
+)
+RUNTIME = {"tflite": "LiteRT", "onnx": "ONNX Runtime"}
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
@@ -60,6 +76,12 @@ class Case:
     warmup: int = 2
     threads: int = 0
     data_format: str = "channels_last"
+    options: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def label(self):
+        """``impl`` with the model options, e.g. ``ours stride_in_1x1=True``."""
+        return " ".join([self.impl, *(f"{k}={v}" for k, v in self.options.items())])
 
 
 @dataclasses.dataclass
@@ -77,10 +99,10 @@ def cpu_peak() -> CpuPeak:
 
     peak FLOP/s = cores x clock x FMA units x (SIMD bits / 32) lanes x 2 (an FMA is
     a multiply and an add). Two FMA pipes per core is the figure for current x86
-    server cores; AMD cores before Zen 5 execute AVX-512 as two 256-bit halves,
-    so their effective width is 256 bits.
+    server cores; AMD cores before Zen 5 (CPU family 26) execute AVX-512 as two
+    256-bit halves, so their effective width is 256 bits.
     """
-    flags, ghz, vendor = set(), 0.0, ""
+    flags, ghz, vendor, family = set(), 0.0, "", 0
     with open("/proc/cpuinfo") as info:
         for line in info:
             key, _, value = line.partition(":")
@@ -91,11 +113,15 @@ def cpu_peak() -> CpuPeak:
                 ghz = float(value) / 1000
             elif key == "vendor_id" and not vendor:
                 vendor = value.strip()
+            elif key == "cpu family" and not family:
+                family = int(value)
     cores = len(os.sched_getaffinity(0))
     simd = 512 if "avx512f" in flags else 256 if "avx2" in flags else 128
     note = ""
-    if simd == 512 and vendor == "AuthenticAMD":
-        simd, note = 256, " (AMD: AVX-512 runs as 2x256-bit)"
+    if simd == 512 and vendor == "AuthenticAMD" and family < 26:
+        simd, note = 256, " (AMD Zen 4: AVX-512 runs as 2x256-bit)"
+    elif simd == 512 and vendor == "AuthenticAMD":
+        note = " (AMD Zen 5: full-width AVX-512)"
     fma_units = 2 if "fma" in flags else 1
     gflops = cores * ghz * fma_units * (simd // 32) * 2
     how = (
@@ -125,7 +151,7 @@ def _build_keras_model(case):
         return constructor(weights=None, input_shape=shape)
     from keras_cnnclassics import get_model
 
-    return get_model(case.model, input_shape=shape)
+    return get_model(case.model, input_shape=shape, **case.options)
 
 
 def _time_runs(step, case):
@@ -197,7 +223,10 @@ def run_in_subprocess(case: Case, timeout=1800) -> dict:
     """Run ``case`` in a fresh interpreter with its backend; returns the result dict."""
     env = {**os.environ, "KERAS_BACKEND": case.backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if case.threads:
-        env.update(OMP_NUM_THREADS=str(case.threads), TF_NUM_INTRAOP_THREADS=str(case.threads))
+        env.update(OMP_NUM_THREADS=str(case.threads), TF_NUM_INTRAOP_THREADS=str(case.threads),
+                   TF_NUM_INTEROP_THREADS="1")
+    if case.threads == 1:
+        env["XLA_FLAGS"] = " ".join([env.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false"]).strip()
     cmd = [sys.executable, "-m", "keras_cnnclassics.benchmark", json.dumps(dataclasses.asdict(case))]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     for line in reversed(proc.stdout.splitlines()):
@@ -222,6 +251,8 @@ def plan(suite, models, backends, batch, image_size, repeat, threads, data_forma
                     cases.append(Case("train", impl="ours", precision=precision, **common))
                 continue
             cases.append(Case(suite, impl="ours", **common))
+            if model in KERAS_APPLICATIONS_OPTIONS:
+                cases.append(Case(suite, impl="ours", options=KERAS_APPLICATIONS_OPTIONS[model], **common))
             if model in KERAS_APPLICATIONS:
                 cases.append(Case(suite, impl="keras_applications", **common))
         if suite == "infer" and _has_torchvision(model):
@@ -254,7 +285,7 @@ def summarize(cases, results, peak: CpuPeak):
     for case, result in zip(cases, results):
         row = {
             "model": case.model,
-            "impl": case.impl,
+            "impl": case.label,
             "backend": case.backend if case.impl != "torchvision" else "torch eager",
             "layout": "NCHW" if case.data_format == "channels_first" or case.impl == "torchvision" else "NHWC",
             "batch": case.batch,
@@ -266,7 +297,8 @@ def summarize(cases, results, peak: CpuPeak):
         if case.suite == "build":
             ref = index.get((case.model, "keras_applications", case.backend, case.precision, case.data_format), {})
             rows.append({**row, "seconds": result["seconds"], "spread": result["spread"],
-                         "vs_keras_app": _ratio(ref.get("seconds"), result["seconds"])})
+                         "vs_keras_app": _ratio(ref.get("seconds"), result["seconds"])
+                         if _same_architecture(case) else None})
             continue
         rate = result["img_s"]
         if case.model not in macs_cache:
@@ -278,13 +310,19 @@ def summarize(cases, results, peak: CpuPeak):
         row.update(
             img_s=rate,
             spread=result["spread"],
-            vs_keras_app=_ratio(rate, ref.get("img_s")) if case.impl == "ours" else None,
-            vs_torchvision=_ratio(rate, torch_eager.get(case.model)) if case.impl == "ours" else None,
+            vs_keras_app=_ratio(rate, ref.get("img_s")) if _same_architecture(case) else None,
+            vs_torchvision=_ratio(rate, torch_eager.get(case.model))
+            if case.impl == "ours" and not case.options else None,
             gmac_s=gmacs,
             peak_pct=100 * gmacs / (peak.gflops / 2) if gmacs else None,
         )
         rows.append(row)
     return rows
+
+
+def _same_architecture(case):
+    """Whether ``case`` is ours built as keras.applications builds that model."""
+    return case.impl == "ours" and case.options == KERAS_APPLICATIONS_OPTIONS.get(case.model, {})
 
 
 def _ratio(a, b):
@@ -295,8 +333,10 @@ def format_rows(rows, fmt="table"):
     """Render rows as an aligned table, CSV or JSON."""
     if fmt == "json":
         return json.dumps(rows, indent=2)
-    columns = [k for k in ("model", "impl", "backend", "layout", "batch", "precision", "img_s", "seconds",
-                           "spread", "vs_keras_app", "vs_torchvision", "gmac_s", "peak_pct", "error")
+    columns = [k for k in ("model", "impl", "backend", "runtime", "layout", "batch", "precision", "img_s",
+                           "seconds", "size_mb", "ms_1_thread", "ms_all_threads", "max_diff",
+                           "top1_agreement", "spread", "vs_keras_app", "vs_torchvision",
+                           "vs_fastest_keras", "gmac_s", "peak_pct", "error")
                if any(k in r for r in rows)]
     cells = [[_cell(r.get(k)) for k in columns] for r in rows]
     if fmt == "csv":
@@ -312,23 +352,79 @@ def _cell(value):
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.2e}" if 0 < abs(value) < 0.01 else f"{value:.2f}"
     return str(value)
+
+
+# ---------------------------------------------------------------- export suite
+
+
+def _keras_latency_rows(model, backends, image_size, repeat, progress):
+    """ms per image at batch 1 of the Keras model on each backend, 1 thread and all."""
+    rows = []
+    for backend in backends:
+        ms = {}
+        for threads in (1, 0):
+            progress(f"export suite: {model} Keras {backend} threads={threads or 'all'}")
+            case = Case("infer", model=model, impl="ours", backend=backend, batch=1,
+                        image_size=image_size, repeat=repeat, threads=threads)
+            result = run_in_subprocess(case)
+            ms[threads] = 1000 / result["img_s"] if "img_s" in result else None
+        rows.append({"model": model, "runtime": f"Keras {backend}", "precision": "float32",
+                     "ms_1_thread": ms[1], "ms_all_threads": ms[0]})
+    return rows
+
+
+def _exported_file_row(model, fmt, quantize, image_size, folder, repeat):
+    """Export ``model`` (random weights), verify it, and time the file."""
+    from keras_cnnclassics.export import export_model, measure_file
+
+    path = os.path.join(folder, f"{model}-{quantize}.{fmt}")
+    row = {"model": model, "runtime": RUNTIME[fmt], "precision": quantize.replace("none", "float32")}
+    try:
+        report = export_model(model, fmt, path, input_shape=(image_size, image_size, 3), verbose=False,
+                              quantize=quantize, calibration="random" if quantize == "int8" else None,
+                              int8_io="uint8" if fmt == "tflite" else "float", min_agreement=0.0)
+    except ValueError as err:
+        return {**row, "error": " ".join(str(err).split())[:120]}
+    measured = measure_file(path, max_runs=20 * repeat)
+    return {**row, "size_mb": measured["size_mb"], "ms_1_thread": measured["latency_ms"]["1"],
+            "ms_all_threads": measured["latency_ms"]["all"], "max_diff": report.max_abs_diff,
+            "top1_agreement": report.top1_agreement}
+
+
+def export_rows(models, backends, image_size, repeat, progress=print):
+    """The export suite: Keras at batch 1 on each backend beside its exported files."""
+    import tempfile
+
+    rows = []
+    for model in models:
+        keras_rows = _keras_latency_rows(model, backends, image_size, repeat, progress)
+        fastest = min((r["ms_all_threads"] for r in keras_rows if r["ms_all_threads"]), default=None)
+        with tempfile.TemporaryDirectory(prefix="cnnclassics-bench-") as folder:
+            for fmt, quantize in EXPORT_VARIANTS:
+                progress(f"export suite: {model} {fmt} {quantize}")
+                keras_rows.append(_exported_file_row(model, fmt, quantize, image_size, folder, repeat))
+        for row in keras_rows:
+            row["vs_fastest_keras"] = _ratio(fastest, row.get("ms_all_threads"))
+        rows += keras_rows
+    return rows
 
 
 def run_suite(suite="infer", models=None, backends=BACKENDS, batch=16, image_size=224, repeat=5,
               threads=0, fmt="table", progress=print, data_formats=("channels_last",)):
     """Run a whole suite (one subprocess per case) and return the formatted table."""
     if suite == "export":
-        from keras_cnnclassics.export import benchmark_exports
-
-        return benchmark_exports(models=models, image_size=image_size, repeat=repeat, fmt=fmt)
+        rows = export_rows(models or EXPORT_MODELS, backends, image_size, repeat, progress)
+        return (f"{format_rows(rows, fmt)}\n\nms per image at batch 1; vs_fastest_keras = the fastest "
+                "Keras backend's ms / this file's ms (all threads). Random weights: int8 files are "
+                "calibrated on random images and their top-1 agreement is shown, not enforced.")
     models = models or (BUILD_MODELS if suite == "build" else INFER_MODELS)
     cases = plan(suite, models, backends, batch, image_size, repeat, threads, data_formats)
     results = []
     for i, case in enumerate(cases, 1):
-        progress(f"[{i}/{len(cases)}] {case.suite} {case.model} {case.impl} {case.backend} "
-                 f"{case.data_format} {case.precision}")
+        where = "torch eager" if case.impl == "torchvision" else f"{case.backend} {case.data_format}"
+        progress(f"[{i}/{len(cases)}] {case.suite} {case.model} {case.label} {where} {case.precision}")
         results.append(run_in_subprocess(case))
     peak = cpu_peak()
     table = format_rows(summarize(cases, results, peak), fmt)

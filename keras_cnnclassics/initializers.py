@@ -47,28 +47,30 @@ class HostVarianceScaling(keras.initializers.VarianceScaling):
     def _generator(self):
         if isinstance(self._init_seed, int):
             return np.random.default_rng(self._init_seed)
-        return np.random.mtrand._rand  # the global state keras.utils.set_random_seed seeds
+        # Seeded from NumPy's global state, which keras.utils.set_random_seed seeds; a
+        # Generator draws float32 normals ~5x faster than the legacy RandomState.
+        return np.random.default_rng(np.random.randint(0, 2**63 - 1, dtype=np.int64))
 
     def _sample(self, shape, scale):
         rng = self._generator()
         if self.distribution == "uniform":
-            limit = math.sqrt(3.0 * scale)
-            return rng.uniform(-limit, limit, size=shape)
-        values = rng.standard_normal(size=shape)
+            limit = np.float32(math.sqrt(3.0 * scale))
+            return (rng.random(size=shape, dtype=np.float32) * 2 - 1) * limit
+        values = rng.standard_normal(size=shape, dtype=np.float32)
         if self.distribution == "truncated_normal":
             outside = np.abs(values) > 2.0
             while outside.any():
-                values[outside] = rng.standard_normal(size=int(outside.sum()))
+                values[outside] = rng.standard_normal(size=int(outside.sum()), dtype=np.float32)
                 outside = np.abs(values) > 2.0
-            return values * (math.sqrt(scale) / _TRUNCATION_STDDEV)
-        return values * math.sqrt(scale)
+            return values * np.float32(math.sqrt(scale) / _TRUNCATION_STDDEV)
+        return values * np.float32(math.sqrt(scale))
 
     def __call__(self, shape, dtype=None):
         fan_in, fan_out = _fans(shape)
         fan = {"fan_in": fan_in, "fan_out": fan_out}.get(self.mode, (fan_in + fan_out) / 2.0)
         scale = self.scale / max(1.0, fan)
         values = self._sample(tuple(int(s) for s in shape), scale)
-        return ops.convert_to_tensor(values.astype("float32"), dtype=dtype or keras.config.floatx())
+        return ops.convert_to_tensor(values, dtype=dtype or keras.config.floatx())
 
 
 def host_he_normal(seed=None):

@@ -26,7 +26,9 @@ def test_plan_pairs_each_of_ours_with_keras_applications_per_backend_and_layout(
     cases = plan("infer", ["resnet50", "squeezenet1_1"], ["tensorflow", "torch"], 4, 64, 2, 0,
                  ("channels_last", "channels_first"))
     ours = [c for c in cases if c.impl == "ours"]
-    assert len(ours) == 2 * 2 * 2
+    # resnet50 twice (torchvision's v1.5, and keras.applications' v1 for that ratio)
+    assert len(ours) == 3 * 2 * 2
+    assert sum(c.options == {"stride_in_1x1": True} for c in ours) == 2 * 2
     apps = [(c.model, c.backend, c.data_format) for c in cases if c.impl == "keras_applications"]
     assert sorted(apps) == sorted((("resnet50", b, f) for b in ("tensorflow", "torch")
                                    for f in ("channels_last", "channels_first")))
@@ -43,14 +45,16 @@ def test_summary_ratios_and_peak_fraction(monkeypatch):
     peak = benchmark.CpuPeak(2, 2.5, 256, 2, 160.0, "how")
     rows = summarize(cases, [results[c.impl] for c in cases], peak)
     ours = next(r for r in rows if r["impl"] == "ours")
-    assert ours["vs_keras_app"] == pytest.approx(1.25) and ours["vs_torchvision"] == pytest.approx(2.5)
+    assert ours["vs_torchvision"] == pytest.approx(2.5) and ours["vs_keras_app"] is None  # v1.5 vs v1
+    same_as_keras = next(r for r in rows if r["impl"] == "ours stride_in_1x1=True")
+    assert same_as_keras["vs_keras_app"] == pytest.approx(1.25) and same_as_keras["vs_torchvision"] is None
     assert ours["gmac_s"] == pytest.approx(20.0)  # 10 img/s x 2 GMAC
     assert ours["peak_pct"] == pytest.approx(25.0)  # of 80 GMAC/s
     assert next(r for r in rows if r["impl"] == "torchvision")["layout"] == "NCHW"
 
 
 def test_failed_cases_show_their_error_and_formats_render():
-    cases = plan("build", ["resnet152"], ["torch"], 1, 224, 1, 0)
+    cases = plan("build", ["densenet201"], ["torch"], 1, 224, 1, 0)
     rows = summarize(cases, [{"error": "MemoryError"}, {"seconds": 2.0, "spread": 0.1}], cpu_peak())
     assert rows[0]["error"] == "MemoryError"
     table = format_rows(rows)
@@ -75,3 +79,18 @@ def test_run_case_times_builds_and_train_steps():
     trained = run_case(Case("train", model="resnet18", impl="ours", backend=backend, batch=2, image_size=32,
                             repeat=1, warmup=1))
     assert trained["img_s"] > 0
+
+
+@pytest.mark.heavy("benchmark-export-suite")
+def test_export_suite_times_keras_and_every_exported_file():
+    rows = benchmark.export_rows(["squeezenet1_1"], [keras.backend.backend()], 64, 1, progress=lambda m: None)
+    runtimes = [(r["runtime"], r["precision"]) for r in rows]
+    assert runtimes == [(f"Keras {keras.backend.backend()}", "float32")] + [
+        (benchmark.RUNTIME[fmt], q.replace("none", "float32")) for fmt, q in benchmark.EXPORT_VARIANTS]
+    assert all("error" not in r and r["ms_1_thread"] > 0 and r["ms_all_threads"] > 0 for r in rows)
+    files = rows[1:]
+    assert all(r["max_diff"] <= 1e-4 for r in files if r["precision"] == "float32")
+    size = {(r["runtime"], r["precision"]): r["size_mb"] for r in files}
+    assert size[("LiteRT", "int8")] < size[("LiteRT", "float16")] < size[("LiteRT", "float32")]
+    assert rows[0]["vs_fastest_keras"] == pytest.approx(1.0)
+    assert "vs_fastest_keras" in format_rows(rows)

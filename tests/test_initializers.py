@@ -1,0 +1,62 @@
+"""Host-side (NumPy) weight initialisation: Keras' distributions, seeds respected."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_cnnclassics.initializers import HostVarianceScaling, host_he_normal
+
+SHAPE = (3, 3, 64, 128)  # fan_in 576
+
+
+def _values(initializer, shape=SHAPE):
+    return np.asarray(keras.ops.convert_to_numpy(initializer(shape)))
+
+
+def test_he_normal_has_kerass_truncated_distribution():
+    values = _values(host_he_normal(seed=1))
+    assert values.dtype == np.float32 and values.shape == SHAPE
+    std = math.sqrt(2.0 / 576)
+    assert np.abs(values).max() <= 2 * std / 0.87962566103423978 + 1e-7  # truncated at 2 sigma
+    assert values.std() == pytest.approx(std, rel=0.02)
+    assert abs(values.mean()) < 0.1 * std
+
+
+@pytest.mark.parametrize("distribution, std_factor", [("untruncated_normal", 1.0), ("uniform", 1.0)])
+def test_other_distributions_have_kerass_variance(distribution, std_factor):
+    values = _values(HostVarianceScaling(1.0, "fan_avg", distribution, seed=2))
+    expected = math.sqrt(1.0 / ((576 + 1152) / 2))
+    assert values.std() == pytest.approx(expected * std_factor, rel=0.02)
+    if distribution == "uniform":
+        assert np.abs(values).max() <= math.sqrt(3) * expected + 1e-7
+
+
+def test_integer_seed_and_global_seed_reproduce():
+    np.testing.assert_array_equal(_values(host_he_normal(seed=3)), _values(host_he_normal(seed=3)))
+    keras.utils.set_random_seed(7)
+    first = _values(host_he_normal())
+    second_draw = _values(host_he_normal())
+    keras.utils.set_random_seed(7)
+    np.testing.assert_array_equal(_values(host_he_normal()), first)
+    assert not np.array_equal(first, second_draw)  # unseeded calls differ from each other
+
+
+def test_models_built_after_set_random_seed_are_identical():
+    import keras_cnnclassics as kc
+
+    keras.utils.set_random_seed(11)
+    a = kc.get_model("resnet20").get_weights()
+    keras.utils.set_random_seed(11)
+    b = kc.get_model("resnet20").get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_serializes_by_name():
+    initializer = host_he_normal(seed=5)
+    restored = keras.initializers.deserialize(keras.initializers.serialize(initializer))
+    assert isinstance(restored, HostVarianceScaling)
+    np.testing.assert_array_equal(_values(restored), _values(initializer))
