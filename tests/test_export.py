@@ -22,7 +22,7 @@ from keras_cnnclassics.export import ExportError, check_builtin_ops, export_mode
 from keras_cnnclassics.registry import all_specs
 from keras_cnnclassics.training.data import load_digits_data
 
-from model_cases import calibrate_batch_norm, random_images, small_input_shape
+from model_cases import damp_residual_branches, small_input_shape
 
 NAMED = ("squeezenet1_1", "googlenet", "resnet18")
 PRECISIONS = ("none", "float16", "int8")
@@ -335,9 +335,13 @@ def test_measure_file_reports_size_and_latency_per_thread_count(tmp_path):
 )
 def test_every_registry_model_exports_to_onnx_float32(spec, tmp_path):
     shape = small_input_shape(spec)
-    model = calibrate_batch_norm(get_model(spec.name, input_shape=shape, classes=7), random_images(shape, 8))
+    # Logits: the softmax of an untrained deep network is saturated, and a rounding-level
+    # change of its large logits flips the probabilities.
+    model = get_model(spec.name, input_shape=shape, classes=7, classifier_activation=None)
+    if spec.family.startswith("resnet"):
+        damp_residual_branches(model)
     report = export_model(model, "onnx", str(tmp_path / f"{spec.name}.onnx"), verbose=False)
-    assert report.max_abs_diff <= 1e-4
+    assert report.max_abs_diff <= 1e-4 * max(1.0, report.output_range)
     assert report.input_shape == (1, *shape)
 
 
