@@ -200,6 +200,14 @@ def finished_run(tmp_path_factory):
     return train(TrainConfig("lenet5", output=str(out), **QUICK), verbose=0).run_dir
 
 
+def _damaged_copy(finished_run, tmp_path, name, content):
+    """A copy of a finished run folder with ``name`` overwritten by ``content``."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / name).write_bytes(content)
+    return run
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [
@@ -210,9 +218,7 @@ def finished_run(tmp_path_factory):
     ],
 )
 def test_damaged_run_folder_files_are_named_on_resume(finished_run, tmp_path, name, content, message, capsys):
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run)
-    (run / name).write_bytes(content)
+    run = _damaged_copy(finished_run, tmp_path, name, content)
     with Unchanged(run):
         cli_error(capsys, ["train", "lenet5", "--output", run, "--resume"], message, name)
 
@@ -227,9 +233,7 @@ def test_damaged_run_folder_files_are_named_on_resume(finished_run, tmp_path, na
     ],
 )
 def test_damaged_run_folder_files_are_named_on_evaluate(finished_run, tmp_path, name, content, message, capsys):
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run)
-    (run / name).write_bytes(content)
+    run = _damaged_copy(finished_run, tmp_path, name, content)
     with Unchanged(run):
         cli_error(capsys, ["evaluate", run], message, name)
         with raises(ValueError, message):
