@@ -11,7 +11,6 @@ deselection is reported in the session header and the summary, never silent.
 
 from __future__ import annotations
 
-import gc
 import os
 import zlib
 
@@ -77,14 +76,6 @@ def _fresh_keras_state():
     yield
     keras.config.set_dtype_policy("float32")
     keras.config.set_image_data_format("channels_last")
-    if keras.backend.backend() == "jax":
-        # JAX's jit caches hold the compiled predict/train steps and, through their
-        # closures, the models and weights of every test: 20 GB by the end of
-        # test_models.py. Dropping them per test keeps the process small.
-        import jax
-
-        jax.clear_caches()
-        gc.collect()
 
 
 @pytest.fixture
