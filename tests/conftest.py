@@ -58,8 +58,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True, scope="module")
 def _release_memory_between_modules():
-    """Free what a test module's models leave behind: the JAX process held 20 GB of
-    compiled executables by the end of a full run (OOM-killed on the 24 GB machine)."""
+    """Free what a test module's models leave behind. The JAX process reached 20 GB in a
+    full run and was OOM-killed on the 24 GB machine (JAX's jit caches are the likely holder)."""
     yield
     keras.utils.clear_session(free_memory=True)
     if keras.backend.backend() == "jax":
