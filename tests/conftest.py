@@ -37,9 +37,9 @@ def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.backend.backend()}, heavy cases: {mode}"
 
 
-def backend_for(key: str) -> str:
-    """The backend that runs the heavy case ``key`` when sampling."""
-    return BACKENDS[zlib.crc32(key.encode()) % len(BACKENDS)]
+def backend_for(key: str, backends=BACKENDS) -> str:
+    """The backend (one of ``backends``) that runs the heavy case ``key`` when sampling."""
+    return backends[zlib.crc32(key.encode()) % len(backends)]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -50,7 +50,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         marker = item.get_closest_marker("heavy")
         key = marker.args[0] if marker and marker.args else item.nodeid
-        (drop if marker and backend_for(key) != backend else keep).append(item)
+        choices = marker.kwargs.get("backends", BACKENDS) if marker else BACKENDS
+        (drop if marker and backend_for(key, choices) != backend else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -32,8 +34,12 @@ def main() -> int:
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
         start = time.time()
         print(f"\n===== backend: {backend} =====", flush=True)
+        # One temporary folder per backend, deleted when that backend passed: saved
+        # models and exports of every registry model must not pile up across the three runs.
+        basetemp = tempfile.mkdtemp(prefix=f"cnnclassics-tests-{backend}-")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args.pytest_args],
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={basetemp}",
+             *args.pytest_args],
             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         last_lines = []
@@ -47,6 +53,9 @@ def main() -> int:
         print(f"===== {backend}: exit {code} in {time.time() - start:.0f} s =====", flush=True)
         if code != 0:
             failed_backends.append(backend)
+            print(f"temporary files of the failed tests kept in {basetemp}")
+        else:
+            shutil.rmtree(basetemp, ignore_errors=True)
     failed = totals.get("failed", 0) + totals.get("errors", 0)
     if failed_backends:
         print(f"backends with failures: {', '.join(failed_backends)}")
