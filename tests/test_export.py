@@ -22,7 +22,7 @@ from keras_cnnclassics.export import ExportError, check_builtin_ops, export_mode
 from keras_cnnclassics.registry import all_specs
 from keras_cnnclassics.training.data import load_digits_data
 
-from model_cases import damp_residual_branches, small_input_shape
+from model_cases import damp_residual_branches, heavy, small_input_shape
 
 NAMED = ("squeezenet1_1", "googlenet", "resnet18")
 PRECISIONS = ("none", "float16", "int8")
@@ -331,7 +331,7 @@ def test_measure_file_reports_size_and_latency_per_thread_count(tmp_path):
 
 @pytest.mark.parametrize(
     "spec",
-    [pytest.param(s, id=s.name, marks=pytest.mark.heavy(f"export-{s.name}")) for s in all_specs()],
+    [pytest.param(s, id=s.name, marks=heavy(f"export-{s.name}", s.name)) for s in all_specs()],
 )
 def test_every_registry_model_exports_to_onnx_float32(spec, tmp_path):
     shape = small_input_shape(spec)

@@ -27,7 +27,7 @@ def test_parameter_count_is_exact(spec):
     assert model.output_shape == (None, spec.default_classes)
 
 
-@pytest.mark.parametrize("spec", model_params(training=True))
+@pytest.mark.parametrize("spec", model_params())
 def test_forward_save_load_and_fit(spec, tmp_path):
     shape = small_input_shape(spec)
     model = get_model(spec.name, input_shape=shape, classes=7)
