@@ -49,9 +49,12 @@ def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("heavy")
-        key = marker.args[0] if marker and marker.args else item.nodeid
-        choices = marker.kwargs.get("backends", BACKENDS) if marker else BACKENDS
-        (drop if marker and backend_for(key, choices) != backend else keep).append(item)
+        if marker is None:
+            keep.append(item)
+            continue
+        key = marker.args[0] if marker.args else item.nodeid
+        choices = marker.kwargs.get("backends", BACKENDS)
+        (keep if backend_for(key, choices) == backend else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
