@@ -108,15 +108,40 @@ def conv_bn_relu(x, filters, kernel_size, strides=1, padding=0, *, conv_name, bn
 
 
 def max_pool2d(x, pool_size, strides=None, padding=0, *, name, ceil_mode=False):
-    """``torch.nn.MaxPool2d(pool_size, strides, padding, ceil_mode=...)`` exactly."""
+    """``torch.nn.MaxPool2d(pool_size, strides, padding, ceil_mode=...)`` exactly.
+
+    Stride-1 pools with symmetric padding are Keras ``"same"`` pools (the padding
+    never wins the maximum in either library); otherwise the border is padded by
+    :class:`PoolPadding2D`, by no more than the windows read, so a ceil-mode pool
+    whose windows already tile the input gets no padding layer at all.
+    """
     pool_size = _pair(pool_size)
     strides = _pair(strides if strides is not None else pool_size)
     padding = _pair(padding)
-    extra = tuple(s - 1 if ceil_mode else 0 for s in strides)
-    pads = tuple((p, p + e) for p, e in zip(padding, extra))
+    if strides == (1, 1) and all(k % 2 == 1 and p == (k - 1) // 2 for k, p in zip(pool_size, padding)):
+        return layers.MaxPooling2D(pool_size, strides, padding="same", name=name)(x)
+    pads = tuple(
+        (p, p + _ceil_mode_extra(size, k, s, p) if ceil_mode else p)
+        for size, k, s, p in zip(spatial_shape(x), pool_size, strides, padding)
+    )
     if any(a or b for a, b in pads):
         x = PoolPadding2D(pads, name=f"{name}_pad")(x)
     return layers.MaxPooling2D(pool_size, strides, padding="valid", name=name)(x)
+
+
+def _ceil_mode_extra(size, kernel, stride, padding):
+    """Cells PyTorch's ``ceil_mode=True`` adds after the end of one spatial axis.
+
+    PyTorch rounds the window count up but drops a last window that would start
+    in the padding; ``None`` (unknown) size: the most it can need, ``stride - 1``.
+    """
+    if size is None:
+        return stride - 1
+    span = size + 2 * padding - kernel
+    windows = -(-span // stride) + 1
+    if (windows - 1) * stride >= size + padding:
+        windows -= 1
+    return max(0, (windows - 1) * stride + kernel - (size + 2 * padding))
 
 
 def avg_pool2d(x, pool_size, strides=None, padding=0, *, name):
@@ -127,11 +152,15 @@ def avg_pool2d(x, pool_size, strides=None, padding=0, *, name):
     return layers.AveragePooling2D(_pair(pool_size), _pair(strides or pool_size), name=name)(x)
 
 
+def spatial_shape(x):
+    """Static (height, width) of a 4-D image tensor; ``None`` where unknown."""
+    return tuple(x.shape[1:3] if channel_axis() == -1 else x.shape[2:4])
+
+
 def adaptive_avg_pool(x, output_size, *, name):
     """``torch.nn.AdaptiveAvgPool2d``; omitted when the map already has that size."""
     output_size = _pair(output_size)
-    spatial = x.shape[1:3] if channel_axis() == -1 else x.shape[2:4]
-    if tuple(spatial) == output_size:
+    if spatial_shape(x) == output_size:
         return x
     return AdaptiveAveragePooling2D(output_size, name=name)(x)
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import numbers
 
-import keras
 from keras import layers
 
 from keras_cnnclassics.blocks import (
@@ -55,6 +54,7 @@ from keras_cnnclassics.blocks import (
     global_pool,
     max_pool2d,
     relu,
+    spatial_shape,
 )
 from keras_cnnclassics.initializers import host_he_normal
 from keras_cnnclassics.layers import FractalColumnSampler, FractalJoin
@@ -181,7 +181,7 @@ def _fractalnet(
 ):
     """B fractal blocks of C columns, each followed by 2x2 max pooling; GAP + linear head."""
     filters, rates = resolve_options(columns, blocks, filters, dropout, drop_rate, global_ratio)
-    spatial = img_input.shape[1:3] if keras.config.image_data_format() == "channels_last" else img_input.shape[2:4]
+    spatial = spatial_shape(img_input)
     smallest = 2**blocks  # each block ends in a 2x2/2 max pooling
     if any(size is not None and size < smallest for size in spatial):
         raise ValueError(

@@ -40,6 +40,7 @@ from keras_cnnclassics.blocks import (
     global_pool,
     max_pool2d,
     relu,
+    spatial_shape,
 )
 from keras_cnnclassics.convert import aux_head_mapping
 from keras_cnnclassics.layers import ChannelAffine, LocalResponseNormalization
@@ -236,7 +237,7 @@ def _validate_aux_input(name, img_input, include_top, style):
         raise ValueError(
             f"{name}: aux_logits=True adds classifier heads, so it needs include_top=True."
         )
-    spatial = img_input.shape[1:3] if channel_axis() == -1 else img_input.shape[2:4]
+    spatial = spatial_shape(img_input)
     if any(s is None for s in spatial):
         raise ValueError(
             f"{name}: aux_logits=True needs a fixed input height and width (the "

@@ -21,11 +21,11 @@ from keras import layers
 
 from keras_cnnclassics.blocks import (
     avg_pool2d,
-    channel_axis,
     classifier_output,
     dense,
     global_pool,
     max_pool2d,
+    spatial_shape,
 )
 from keras_cnnclassics.models.googlenet import (
     basic_conv2d,
@@ -179,7 +179,7 @@ def _validate(img_input, include_top, aux_logits, transform_input):
         return
     if not include_top:
         raise ValueError("inception_v3: aux_logits=True adds a classifier head, so it needs include_top=True.")
-    spatial = img_input.shape[1:3] if channel_axis() == -1 else img_input.shape[2:4]
+    spatial = spatial_shape(img_input)
     if any(s is None or s < AUX_MIN_SIZE for s in spatial):
         raise ValueError(
             f"inception_v3: aux_logits=True needs a fixed input of at least {AUX_MIN_SIZE}x"
