@@ -60,6 +60,17 @@ EXPORT_VARIANTS = (
 RUNTIME = {"tflite": "LiteRT", "onnx": "ONNX Runtime"}
 BACKENDS = ("tensorflow", "jax", "torch")
 
+# glibc malloc serves allocations above a threshold with fresh mmap()ed pages and
+# gives freed memory back to the OS, so a PyTorch forward pass (whose CPU allocator
+# has no cache, unlike TensorFlow's and XLA's) page-faults every large activation
+# again: torchvision ResNet-50 at batch 16 ran at 19-20 img/s with the defaults and
+# 34-36 img/s with these two settings on the 2-core CI machine. "retain" keeps freed
+# memory in the process for every worker of a run (all backends alike).
+ALLOCATORS = {
+    "retain": "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=68719476736",
+    "system": "",
+}
+
 
 @dataclasses.dataclass
 class Case:
@@ -77,6 +88,7 @@ class Case:
     threads: int = 0
     data_format: str = "channels_last"
     options: dict = dataclasses.field(default_factory=dict)
+    allocator: str = "retain"
 
     @property
     def label(self):
@@ -225,6 +237,8 @@ def run_in_subprocess(case: Case, timeout=1800) -> dict:
     if case.threads:
         env.update(OMP_NUM_THREADS=str(case.threads), TF_NUM_INTRAOP_THREADS=str(case.threads),
                    TF_NUM_INTEROP_THREADS="1")
+    if ALLOCATORS[case.allocator]:
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), ALLOCATORS[case.allocator]]))
     if case.threads == 1:
         env["XLA_FLAGS"] = " ".join([env.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false"]).strip()
     cmd = [sys.executable, "-m", "keras_cnnclassics.benchmark", json.dumps(dataclasses.asdict(case))]
@@ -239,13 +253,14 @@ def run_in_subprocess(case: Case, timeout=1800) -> dict:
 # ---------------------------------------------------------------- driver side
 
 
-def plan(suite, models, backends, batch, image_size, repeat, threads, data_formats=("channels_last",)):
+def plan(suite, models, backends, batch, image_size, repeat, threads, data_formats=("channels_last",),
+         allocator="retain"):
     """The cases of a suite: ours and the comparisons, per backend and Keras data format."""
     cases = []
     for model in models:
         for backend, data_format in itertools.product(backends, data_formats):
             common = dict(model=model, backend=backend, batch=batch, image_size=image_size,
-                          repeat=repeat, threads=threads, data_format=data_format)
+                          repeat=repeat, threads=threads, data_format=data_format, allocator=allocator)
             if suite == "train":
                 for precision in ("float32", "bfloat16"):
                     cases.append(Case("train", impl="ours", precision=precision, **common))
@@ -256,8 +271,8 @@ def plan(suite, models, backends, batch, image_size, repeat, threads, data_forma
             if model in KERAS_APPLICATIONS:
                 cases.append(Case(suite, impl="keras_applications", **common))
         if suite == "infer" and _has_torchvision(model):
-            cases.append(Case("infer", model=model, impl="torchvision", backend="torch",
-                              batch=batch, image_size=image_size, repeat=repeat, threads=threads))
+            cases.append(Case("infer", model=model, impl="torchvision", backend="torch", batch=batch,
+                              image_size=image_size, repeat=repeat, threads=threads, allocator=allocator))
     return cases
 
 
@@ -268,12 +283,20 @@ def _has_torchvision(model):
     return reference.startswith("torchvision:")
 
 
-def _macs(model, image_size):
+def _macs(case):
+    """Multiply-adds per image of the architecture ``case`` runs (keras.applications'
+    own model for its rows; ours with the case's options otherwise)."""
     try:
         from keras_cnnclassics.profiler import profile
     except ImportError:
         return None
-    return profile(model, input_shape=(image_size, image_size, 3)).total_macs
+    shape = (case.image_size, case.image_size, 3)
+    if case.impl == "keras_applications":
+        import keras
+
+        constructor = getattr(keras.applications, KERAS_APPLICATIONS[case.model])
+        return profile(constructor(weights=None, input_shape=shape)).total_macs
+    return profile(case.model, input_shape=shape, **case.options).total_macs
 
 
 def summarize(cases, results, peak: CpuPeak):
@@ -301,9 +324,10 @@ def summarize(cases, results, peak: CpuPeak):
                          if _same_architecture(case) else None})
             continue
         rate = result["img_s"]
-        if case.model not in macs_cache:
-            macs_cache[case.model] = _macs(case.model, case.image_size)
-        macs = macs_cache[case.model]
+        architecture = (case.model, case.impl == "keras_applications", tuple(sorted(case.options.items())))
+        if architecture not in macs_cache:
+            macs_cache[architecture] = _macs(case)
+        macs = macs_cache[architecture]
         factor = 3 if case.suite == "train" else 1  # forward + two backward matmuls
         gmacs = rate * macs * factor / 1e9 if macs else None
         ref = index.get((case.model, "keras_applications", case.backend, case.precision, case.data_format), {})
@@ -412,7 +436,7 @@ def export_rows(models, backends, image_size, repeat, progress=print):
 
 
 def run_suite(suite="infer", models=None, backends=BACKENDS, batch=16, image_size=224, repeat=5,
-              threads=0, fmt="table", progress=print, data_formats=("channels_last",)):
+              threads=0, fmt="table", progress=print, data_formats=("channels_last",), allocator="retain"):
     """Run a whole suite (one subprocess per case) and return the formatted table."""
     if suite == "export":
         rows = export_rows(models or EXPORT_MODELS, backends, image_size, repeat, progress)
@@ -420,7 +444,7 @@ def run_suite(suite="infer", models=None, backends=BACKENDS, batch=16, image_siz
                 "Keras backend's ms / this file's ms (all threads). Random weights: int8 files are "
                 "calibrated on random images and their top-1 agreement is shown, not enforced.")
     models = models or (BUILD_MODELS if suite == "build" else INFER_MODELS)
-    cases = plan(suite, models, backends, batch, image_size, repeat, threads, data_formats)
+    cases = plan(suite, models, backends, batch, image_size, repeat, threads, data_formats, allocator)
     results = []
     for i, case in enumerate(cases, 1):
         where = "torch eager" if case.impl == "torchvision" else f"{case.backend} {case.data_format}"
@@ -428,7 +452,8 @@ def run_suite(suite="infer", models=None, backends=BACKENDS, batch=16, image_siz
         results.append(run_in_subprocess(case))
     peak = cpu_peak()
     table = format_rows(summarize(cases, results, peak), fmt)
-    return f"{table}\n\nCPU peak: {peak.how}"
+    memory = f"GLIBC_TUNABLES={ALLOCATORS[allocator]}" if ALLOCATORS[allocator] else "glibc defaults"
+    return f"{table}\n\nCPU peak: {peak.how}\nAllocator ({allocator}): {memory}"
 
 
 def main(argv=None):

@@ -37,8 +37,26 @@ def test_plan_pairs_each_of_ours_with_keras_applications_per_backend_and_layout(
     assert {c.precision for c in plan("train", ["resnet18"], ["jax"], 4, 64, 2, 0)} == {"float32", "bfloat16"}
 
 
+def test_every_worker_of_a_run_gets_the_same_allocator_settings(monkeypatch):
+    seen = []
+
+    def fake_run(cmd, env, **kwargs):
+        seen.append((json.loads(cmd[-1])["impl"], env.get("GLIBC_TUNABLES")))
+        return type("Done", (), {"stdout": '{"img_s": 1.0, "spread": 0.0}', "stderr": ""})()
+
+    monkeypatch.setattr(benchmark.subprocess, "run", fake_run)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    for allocator in ("retain", "system"):
+        for case in plan("infer", ["resnet18"], ["torch"], 2, 64, 1, 0, allocator=allocator):
+            assert benchmark.run_in_subprocess(case) == {"img_s": 1.0, "spread": 0.0}
+    assert [impl for impl, _ in seen] == ["ours", "torchvision"] * 2
+    retain = benchmark.ALLOCATORS["retain"]
+    assert "mmap_threshold" in retain and "trim_threshold" in retain
+    assert [tunables for _, tunables in seen] == [retain, retain, None, None]
+
+
 def test_summary_ratios_and_peak_fraction(monkeypatch):
-    monkeypatch.setattr(benchmark, "_macs", lambda model, size: 2_000_000_000)
+    monkeypatch.setattr(benchmark, "_macs", lambda case: 2_000_000_000)
     cases = plan("infer", ["resnet50"], ["jax"], 16, 224, 3, 0)
     results = {"ours": {"img_s": 10.0, "spread": 0.5}, "keras_applications": {"img_s": 8.0, "spread": 0.1},
                "torchvision": {"img_s": 4.0, "spread": 0.2}}
@@ -51,6 +69,15 @@ def test_summary_ratios_and_peak_fraction(monkeypatch):
     assert ours["gmac_s"] == pytest.approx(20.0)  # 10 img/s x 2 GMAC
     assert ours["peak_pct"] == pytest.approx(25.0)  # of 80 GMAC/s
     assert next(r for r in rows if r["impl"] == "torchvision")["layout"] == "NCHW"
+
+
+def test_each_row_counts_the_multiply_adds_of_its_own_architecture():
+    cases = {c.label: c for c in plan("infer", ["resnet50"], ["tensorflow"], 1, 64, 1, 0)}
+    v15, v1 = benchmark._macs(cases["ours"]), benchmark._macs(cases["ours stride_in_1x1=True"])
+    assert benchmark._macs(cases["torchvision"]) == v15
+    assert v15 > v1  # v1.5 strides the 3x3, v1 the 1x1 before it
+    # keras.applications' v1 has the same convolutions as ours with stride_in_1x1=True
+    assert benchmark._macs(cases["keras_applications"]) == v1
 
 
 def test_failed_cases_show_their_error_and_formats_render():

@@ -17,6 +17,10 @@ def add_arguments(parser):
                         default=["channels_last"], dest="data_formats",
                         help="Keras image data format(s) of ours and keras.applications "
                              "(channels_first is the fast one on the PyTorch backend)")
+    parser.add_argument("--allocator", choices=tuple(benchmark.ALLOCATORS), default="retain",
+                        help="retain: glibc malloc keeps freed memory in every worker process, so "
+                             "PyTorch does not page-fault its activations anew each pass "
+                             "(see keras_cnnclassics.benchmark.ALLOCATORS); system: glibc defaults")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
 
@@ -41,7 +45,8 @@ def run(args):
             benchmark.run_suite(
                 suite, models=args.models, backends=args.backends, batch=args.batch_size,
                 image_size=args.image_size, repeat=args.repeat, threads=args.threads,
-                fmt=args.format, data_formats=tuple(args.data_formats), progress=lambda m: print(m, file=sys.stderr, flush=True),
+                fmt=args.format, data_formats=tuple(args.data_formats), allocator=args.allocator,
+                progress=lambda m: print(m, file=sys.stderr, flush=True),
             ),
             flush=True,
         )
