@@ -16,6 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from keras_cnnclassics import fastpath
 from keras_cnnclassics.initializers import host_he_normal
 from keras_cnnclassics.layers import AdaptiveAveragePooling2D, GroupedConv2D, PoolPadding2D
 
@@ -85,13 +86,15 @@ def grouped_conv_fallback() -> bool:
 
 
 def conv_class(groups):
-    """``keras.layers.Conv2D``, or ``GroupedConv2D`` for grouped convs where needed."""
-    return GroupedConv2D if groups > 1 and grouped_conv_fallback() else layers.Conv2D
+    """``Conv2D`` (Keras' with a PyTorch inference fast path, :mod:`keras_cnnclassics.fastpath`),
+    or ``GroupedConv2D`` for grouped convs where needed."""
+    return GroupedConv2D if groups > 1 and grouped_conv_fallback() else fastpath.Conv2D
 
 
 def batch_norm(x, *, name, epsilon=BN_EPSILON):
-    """BatchNorm over the channel axis with PyTorch's constants."""
-    return layers.BatchNormalization(
+    """BatchNorm over the channel axis with PyTorch's constants (Keras' layer with a
+    PyTorch inference fast path, :mod:`keras_cnnclassics.fastpath`)."""
+    return fastpath.BatchNormalization(
         axis=channel_axis(), epsilon=epsilon, momentum=BN_MOMENTUM, name=name
     )(x)
 

@@ -523,7 +523,7 @@ def _grouped_conv_layer(layer):
     keras = _keras()
     from keras_cnnclassics.layers import GroupedConv2D
 
-    if type(layer) is keras.layers.Conv2D and layer.groups > 1:
+    if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, GroupedConv2D) and layer.groups > 1:
         return GroupedConv2D.from_config(layer.get_config())
     return None
 

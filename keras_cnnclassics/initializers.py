@@ -12,7 +12,9 @@ NumPy, which compiles nothing; it respects ``keras.utils.set_random_seed``
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import os
 
 import keras
 import numpy as np
@@ -23,6 +25,18 @@ from keras_cnnclassics.layers import PACKAGE
 __all__ = ["HostVarianceScaling", "host_he_normal"]
 
 _TRUNCATION_STDDEV = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
+# Kernels are drawn in chunks of this many values, each from its own child generator,
+# on all cores (NumPy releases the GIL while it fills an array): the same values for a
+# seed whatever the core count, and ResNet-152's 60 M weights in about half the time.
+_CHUNK = 1 << 20
+_POOL = None
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(max(1, len(os.sched_getaffinity(0))))
+    return _POOL
 
 
 def _fans(shape):
@@ -44,26 +58,43 @@ class HostVarianceScaling(keras.initializers.VarianceScaling):
     ``uniform`` are the plain distributions with Keras' scales.
     """
 
-    def _generator(self):
+    def _seed_sequence(self):
         if isinstance(self._init_seed, int):
-            return np.random.default_rng(self._init_seed)
-        # Seeded from NumPy's global state, which keras.utils.set_random_seed seeds; a
-        # Generator draws float32 normals ~5x faster than the legacy RandomState.
-        return np.random.default_rng(np.random.randint(0, 2**63 - 1, dtype=np.int64))
+            return np.random.SeedSequence(self._init_seed)
+        # Seeded from NumPy's global state, which keras.utils.set_random_seed seeds.
+        return np.random.SeedSequence(int(np.random.randint(0, 2**63 - 1, dtype=np.int64)))
 
-    def _sample(self, shape, scale):
-        rng = self._generator()
+    def _unit_draw(self, rng, size):
+        """``size`` values of the distribution before scaling (a Generator draws float32
+        normals ~5x faster than the legacy RandomState)."""
         if self.distribution == "uniform":
-            limit = np.float32(math.sqrt(3.0 * scale))
-            return (rng.random(size=shape, dtype=np.float32) * 2 - 1) * limit
-        values = rng.standard_normal(size=shape, dtype=np.float32)
+            return rng.random(size=size, dtype=np.float32) * 2 - 1
+        values = rng.standard_normal(size=size, dtype=np.float32)
         if self.distribution == "truncated_normal":
             outside = np.abs(values) > 2.0
             while outside.any():
                 values[outside] = rng.standard_normal(size=int(outside.sum()), dtype=np.float32)
                 outside = np.abs(values) > 2.0
-            return values * np.float32(math.sqrt(scale) / _TRUNCATION_STDDEV)
-        return values * np.float32(math.sqrt(scale))
+        return values
+
+    def _sample(self, shape, scale):
+        total = math.prod(shape)
+        chunks = np.random.SeedSequence.spawn(self._seed_sequence(), max(1, -(-total // _CHUNK)))
+        values = np.empty(total, np.float32)
+
+        def fill(i):
+            part = values[i * _CHUNK : (i + 1) * _CHUNK]
+            part[...] = self._unit_draw(np.random.default_rng(chunks[i]), part.size)
+
+        list(_pool().map(fill, range(len(chunks))) if len(chunks) > 1 else map(fill, range(1)))
+        if self.distribution == "uniform":
+            factor = math.sqrt(3.0 * scale)
+        elif self.distribution == "truncated_normal":
+            factor = math.sqrt(scale) / _TRUNCATION_STDDEV
+        else:
+            factor = math.sqrt(scale)
+        values *= np.float32(factor)
+        return values.reshape(shape)
 
     def __call__(self, shape, dtype=None):
         fan_in, fan_out = _fans(shape)

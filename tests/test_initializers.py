@@ -60,3 +60,20 @@ def test_serializes_by_name():
     restored = keras.initializers.deserialize(keras.initializers.serialize(initializer))
     assert isinstance(restored, HostVarianceScaling)
     np.testing.assert_array_equal(_values(restored), _values(initializer))
+
+
+def test_big_kernels_are_drawn_in_parallel_chunks_with_the_same_values_on_any_core_count(monkeypatch):
+    import concurrent.futures
+
+    from keras_cnnclassics import initializers
+
+    shape = (3, 3, 512, 512)  # 2.4 M values: three chunks
+    assert math.prod(shape) > 2 * initializers._CHUNK
+    parallel = _values(host_he_normal(seed=4), shape)
+    monkeypatch.setattr(initializers, "_POOL", concurrent.futures.ThreadPoolExecutor(1))
+    np.testing.assert_array_equal(_values(host_he_normal(seed=4), shape), parallel)
+    std = math.sqrt(2.0 / (9 * 512))
+    assert parallel.std() == pytest.approx(std, rel=0.01)
+    assert np.abs(parallel).max() <= 2 * std / 0.87962566103423978 + 1e-7
+    first, last = parallel.reshape(-1)[: initializers._CHUNK], parallel.reshape(-1)[-initializers._CHUNK :]
+    assert not np.array_equal(first, last)  # each chunk has its own generator

@@ -1,0 +1,117 @@
+"""keras_cnnclassics.fastpath: Keras' Conv2D/BatchNormalization with a PyTorch inference
+fast path must compute exactly what Keras' own layers compute, on every backend."""
+
+import numpy as np
+import pytest
+
+import keras
+from keras_cnnclassics import fastpath
+
+CONVS = [
+    dict(filters=8, kernel_size=3, padding="same"),
+    dict(filters=8, kernel_size=3, strides=2, padding="valid", activation="relu"),
+    dict(filters=8, kernel_size=3, strides=2, padding="same"),  # Keras pads unevenly: Keras' path
+    dict(filters=8, kernel_size=(1, 5), padding="same", use_bias=False),
+    dict(filters=8, kernel_size=3, dilation_rate=2, padding="same"),
+    dict(filters=8, kernel_size=3, groups=2, padding="same", activation="relu"),
+    dict(filters=8, kernel_size=2, padding="same"),  # even kernel: Keras' path
+]
+
+
+def _pair(ours_class, keras_class, data_format, **config):
+    shape = (9, 11, 4) if data_format == "channels_last" else (4, 9, 11)
+    if data_format is None:  # BatchNormalization: its axis picks the layout
+        data_format = "channels_last" if config["axis"] == -1 else "channels_first"
+        shape = (9, 11, 4) if data_format == "channels_last" else (4, 9, 11)
+        ours = ours_class(**config)
+    else:
+        ours = ours_class(data_format=data_format, **config)
+    ours.build((None, *shape))
+    theirs = keras_class(**{**ours.get_config(), "name": "reference"})
+    theirs.build((None, *shape))
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in ours.get_weights()]
+    if isinstance(ours, keras.layers.BatchNormalization):
+        weights[-1] = np.abs(weights[-1]) + 0.5  # a variance
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    x = rng.normal(size=(2, *shape)).astype("float32")
+    return ours, theirs, x
+
+
+def _run(layer, x):
+    return keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(x), training=False)
+                                      if isinstance(layer, keras.layers.BatchNormalization)
+                                      else layer(keras.ops.convert_to_tensor(x)))
+
+
+def _inference(layer, x):
+    if keras.backend.backend() != "torch":
+        return _run(layer, x)
+    import torch
+
+    with torch.inference_mode():
+        return _run(layer, x)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("config", CONVS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_conv2d_equals_keras_conv2d(config, data_format):
+    ours, theirs, x = _pair(fastpath.Conv2D, keras.layers.Conv2D, data_format, **config)
+    np.testing.assert_allclose(_inference(ours, x), _inference(theirs, x), rtol=1e-5, atol=1e-5)
+    if keras.backend.backend() == "torch":  # the fast path ran unless Keras pads unevenly
+        assert (ours in fastpath._TORCH_KERNELS) == (fastpath._symmetric_padding(ours) is not None)
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_batch_norm_equals_keras_batch_norm(axis):
+    ours, theirs, x = _pair(fastpath.BatchNormalization, keras.layers.BatchNormalization, None,
+                            axis=axis, epsilon=1e-5)
+    np.testing.assert_allclose(_inference(ours, x), _inference(theirs, x), rtol=1e-5, atol=1e-5)
+    # training mode normalises with the batch's statistics, as Keras' layer does
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(x, training=True)),
+        keras.ops.convert_to_numpy(theirs(x, training=True)), rtol=1e-4, atol=1e-4,
+    )
+
+
+def test_cached_kernel_follows_new_weights():
+    ours, theirs, x = _pair(fastpath.Conv2D, keras.layers.Conv2D, "channels_last", filters=8, kernel_size=3)
+    before = _inference(ours, x)
+    new = [w * 2 for w in ours.get_weights()]
+    ours.set_weights(new)
+    theirs.set_weights(new)
+    after = _inference(ours, x)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, _inference(theirs, x), rtol=1e-5, atol=1e-5)
+    ours.kernel.assign(ours.kernel * 0)  # an in-place update of the same storage
+    np.testing.assert_allclose(_inference(ours, x), np.broadcast_to(new[1], after.shape), atol=1e-6)
+
+
+def test_training_gradients_and_mixed_precision_take_kerass_path():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        ours, theirs, x = _pair(fastpath.Conv2D, keras.layers.Conv2D, "channels_last", filters=8, kernel_size=3)
+        np.testing.assert_array_equal(_inference(ours, x), _inference(theirs, x))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    model = keras.Sequential([keras.Input((6, 6, 3)), fastpath.Conv2D(4, 3), fastpath.BatchNormalization(),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    before = [w.copy() for w in model.get_weights()]
+    rng = np.random.default_rng(2)
+    model.train_on_batch(rng.normal(size=(4, 6, 6, 3)).astype("float32"), rng.normal(size=(4, 2)).astype("float32"))
+    after = model.get_weights()
+    assert not np.allclose(before[0], after[0])  # the conv kernel got a gradient
+    assert not np.allclose(before[4], after[4])  # BN moving mean updated in training
+
+
+def test_layers_round_trip_through_keras_files(tmp_path):
+    model = keras.Sequential([keras.Input((6, 6, 3)), fastpath.Conv2D(4, 3), fastpath.BatchNormalization()])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert [type(layer) for layer in restored.layers] == [fastpath.Conv2D, fastpath.BatchNormalization]
+    x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), restored.predict(x, verbose=0))
