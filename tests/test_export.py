@@ -64,14 +64,17 @@ def digits_lenet():
 
 @pytest.fixture(scope="module")
 def digits_resnet20():
-    """ResNet-20 (CIFAR layout: BN, residual stages, global pooling) trained 2 epochs on digits."""
+    """ResNet-20 (CIFAR layout: BN, residual stages, global pooling) trained 3 epochs on digits.
+
+    Held-out accuracy after 2 epochs depended on the seed (0.60-0.93 for seeds 0-3 on
+    TensorFlow); after 3 it was 0.94-0.96 for all four."""
     from keras_cnnclassics.models.resnet_cifar import preprocess_input
 
     keras.utils.set_random_seed(0)
     data = load_digits_data(32, 3)
     model = get_model("resnet20")
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(preprocess_input(data.x_train), data.y_train, epochs=2, batch_size=64, verbose=0)
+    model.fit(preprocess_input(data.x_train), data.y_train, epochs=3, batch_size=64, verbose=0)
     return model
 
 
