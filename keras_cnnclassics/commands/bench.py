@@ -15,8 +15,7 @@ def add_arguments(parser):
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median reported)")
     parser.add_argument("--data-format", nargs="+", choices=("channels_last", "channels_first"),
                         default=["channels_last"], dest="data_formats",
-                        help="Keras image data format(s) of ours and keras.applications "
-                             "(channels_first is the fast one on the PyTorch backend)")
+                        help="Keras image data format(s) of ours and keras.applications")
     parser.add_argument("--allocator", choices=tuple(benchmark.ALLOCATORS), default="retain",
                         help="retain: glibc malloc keeps freed memory in every worker process, so "
                              "PyTorch does not page-fault its activations anew each pass "
