@@ -38,6 +38,12 @@ def _pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
+def _same_is_symmetric(kernel, strides, padding):
+    """Whether Keras ``"same"`` pads exactly PyTorch's symmetric ``padding``: stride 1,
+    odd kernels, ``padding = (k - 1) / 2`` (undilated)."""
+    return strides == (1, 1) and all(k % 2 == 1 and p == (k - 1) // 2 for k, p in zip(kernel, padding))
+
+
 def conv2d(
     x,
     filters,
@@ -54,14 +60,9 @@ def conv2d(
 ):
     """``torch.nn.Conv2d(..., padding=padding)`` as Keras layers named ``name``."""
     kernel, strides, padding = _pair(kernel_size), _pair(strides), _pair(padding)
-    same_is_symmetric = (
-        strides == (1, 1)
-        and dilation == 1
-        and all(k % 2 == 1 and p == (k - 1) // 2 for k, p in zip(kernel, padding))
-    )
     mode = "valid"
     if any(padding):
-        if same_is_symmetric:
+        if dilation == 1 and _same_is_symmetric(kernel, strides, padding):
             mode = "same"
         else:
             x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
@@ -121,7 +122,7 @@ def max_pool2d(x, pool_size, strides=None, padding=0, *, name, ceil_mode=False):
     pool_size = _pair(pool_size)
     strides = _pair(strides if strides is not None else pool_size)
     padding = _pair(padding)
-    if strides == (1, 1) and all(k % 2 == 1 and p == (k - 1) // 2 for k, p in zip(pool_size, padding)):
+    if _same_is_symmetric(pool_size, strides, padding):
         return layers.MaxPooling2D(pool_size, strides, padding="same", name=name)(x)
     pads = tuple(
         (p, p + _ceil_mode_extra(size, k, s, p) if ceil_mode else p)
