@@ -86,7 +86,10 @@ class HostVarianceScaling(keras.initializers.VarianceScaling):
             part = values[i * _CHUNK : (i + 1) * _CHUNK]
             part[...] = self._unit_draw(np.random.default_rng(chunks[i]), part.size)
 
-        list(_pool().map(fill, range(len(chunks))) if len(chunks) > 1 else map(fill, range(1)))
+        if len(chunks) == 1:
+            fill(0)
+        else:
+            list(_pool().map(fill, range(len(chunks))))
         if self.distribution == "uniform":
             factor = math.sqrt(3.0 * scale)
         elif self.distribution == "truncated_normal":

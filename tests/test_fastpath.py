@@ -19,13 +19,12 @@ CONVS = [
 
 
 def _pair(ours_class, keras_class, data_format, **config):
-    shape = (9, 11, 4) if data_format == "channels_last" else (4, 9, 11)
     if data_format is None:  # BatchNormalization: its axis picks the layout
         data_format = "channels_last" if config["axis"] == -1 else "channels_first"
-        shape = (9, 11, 4) if data_format == "channels_last" else (4, 9, 11)
-        ours = ours_class(**config)
     else:
-        ours = ours_class(data_format=data_format, **config)
+        config["data_format"] = data_format
+    shape = (9, 11, 4) if data_format == "channels_last" else (4, 9, 11)
+    ours = ours_class(**config)
     ours.build((None, *shape))
     theirs = keras_class(**{**ours.get_config(), "name": "reference"})
     theirs.build((None, *shape))
