@@ -4,7 +4,8 @@ Each measurement runs in its own Python process (the Keras backend is fixed at
 import, and a fresh process keeps caches and thread pools from leaking between
 cases), warms up first, then reports the median and spread of ``repeat`` timed
 runs. The driver prints one table with ratios to keras.applications (same
-backend, same architecture) and to torchvision eager (same machine), the
+backend, same architecture) and to torchvision eager (same machine; NCHW memory
+as it comes, and ``channels_last`` memory), the
 achieved GMAC/s and its fraction of the CPU's arithmetic peak
 (:func:`cpu_peak`).
 
@@ -58,6 +59,10 @@ EXPORT_VARIANTS = (
     ("onnx", "none"), ("onnx", "float16"), ("onnx", "int8"),
 )
 RUNTIME = {"tflite": "LiteRT", "onnx": "ONNX Runtime"}
+# torchvision eager runs as it comes (NCHW memory, the issue's baseline) and with
+# ``model.to(memory_format=torch.channels_last)``, the layout its CPU kernels are
+# fastest in (a tuned PyTorch user's figure); each row of ours gets a ratio to both.
+TORCHVISION_MEMORY_FORMATS = ("channels_first", "channels_last")
 BACKENDS = ("tensorflow", "jax", "torch")
 
 # glibc malloc serves allocations above a threshold with fresh mmap()ed pages and
@@ -189,6 +194,9 @@ def _torchvision_step(case):
 
     model = torch_reference(get_spec(case.model).reference)
     x = torch.randn(case.batch, 3, case.image_size, case.image_size)
+    if case.data_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
         with torch.inference_mode():
@@ -271,8 +279,9 @@ def plan(suite, models, backends, batch, image_size, repeat, threads, data_forma
             if model in KERAS_APPLICATIONS:
                 cases.append(Case(suite, impl="keras_applications", **common))
         if suite == "infer" and _has_torchvision(model):
-            cases.append(Case("infer", model=model, impl="torchvision", backend="torch", batch=batch,
-                              image_size=image_size, repeat=repeat, threads=threads, allocator=allocator))
+            cases += [Case("infer", model=model, impl="torchvision", backend="torch", batch=batch,
+                           image_size=image_size, repeat=repeat, threads=threads, allocator=allocator,
+                           data_format=memory_format) for memory_format in TORCHVISION_MEMORY_FORMATS]
     return cases
 
 
@@ -302,7 +311,8 @@ def _macs(case):
 def summarize(cases, results, peak: CpuPeak):
     """Rows with ratios: ours vs keras.applications (same backend) and vs torchvision."""
     index = {(c.model, c.impl, c.backend, c.precision, c.data_format): r for c, r in zip(cases, results)}
-    torch_eager = {c.model: r.get("img_s") for c, r in zip(cases, results) if c.impl == "torchvision"}
+    torch_eager = {(c.model, c.data_format): r.get("img_s") for c, r in zip(cases, results)
+                   if c.impl == "torchvision"}
     macs_cache = {}
     rows = []
     for case, result in zip(cases, results):
@@ -310,7 +320,7 @@ def summarize(cases, results, peak: CpuPeak):
             "model": case.model,
             "impl": case.label,
             "backend": case.backend if case.impl != "torchvision" else "torch eager",
-            "layout": "NCHW" if case.data_format == "channels_first" or case.impl == "torchvision" else "NHWC",
+            "layout": "NCHW" if case.data_format == "channels_first" else "NHWC",
             "batch": case.batch,
             "precision": case.precision,
         }
@@ -335,7 +345,9 @@ def summarize(cases, results, peak: CpuPeak):
             img_s=rate,
             spread=result["spread"],
             vs_keras_app=_ratio(rate, ref.get("img_s")) if _same_architecture(case) else None,
-            vs_torchvision=_ratio(rate, torch_eager.get(case.model))
+            vs_torchvision=_ratio(rate, torch_eager.get((case.model, "channels_first")))
+            if case.impl == "ours" and not case.options else None,
+            vs_torchvision_nhwc=_ratio(rate, torch_eager.get((case.model, "channels_last")))
             if case.impl == "ours" and not case.options else None,
             gmac_s=gmacs,
             peak_pct=100 * gmacs / (peak.gflops / 2) if gmacs else None,
@@ -359,7 +371,7 @@ def format_rows(rows, fmt="table"):
         return json.dumps(rows, indent=2)
     columns = [k for k in ("model", "impl", "backend", "runtime", "layout", "batch", "precision", "img_s",
                            "seconds", "size_mb", "ms_1_thread", "ms_all_threads", "max_diff",
-                           "top1_agreement", "spread", "vs_keras_app", "vs_torchvision",
+                           "top1_agreement", "spread", "vs_keras_app", "vs_torchvision", "vs_torchvision_nhwc",
                            "vs_fastest_keras", "gmac_s", "peak_pct", "error")
                if any(k in r for r in rows)]
     cells = [[_cell(r.get(k)) for k in columns] for r in rows]

@@ -123,14 +123,14 @@ def max_pool2d(x, pool_size, strides=None, padding=0, *, name, ceil_mode=False):
     strides = _pair(strides if strides is not None else pool_size)
     padding = _pair(padding)
     if _same_is_symmetric(pool_size, strides, padding):
-        return layers.MaxPooling2D(pool_size, strides, padding="same", name=name)(x)
+        return fastpath.MaxPooling2D(pool_size, strides, padding="same", name=name)(x)
     pads = tuple(
         (p, p + _ceil_mode_extra(size, k, s, p) if ceil_mode else p)
         for size, k, s, p in zip(spatial_shape(x), pool_size, strides, padding)
     )
     if any(a or b for a, b in pads):
         x = PoolPadding2D(pads, name=f"{name}_pad")(x)
-    return layers.MaxPooling2D(pool_size, strides, padding="valid", name=name)(x)
+    return fastpath.MaxPooling2D(pool_size, strides, padding="valid", name=name)(x)
 
 
 def _ceil_mode_extra(size, kernel, stride, padding):
@@ -153,7 +153,7 @@ def avg_pool2d(x, pool_size, strides=None, padding=0, *, name):
     padding = _pair(padding)
     if any(padding):
         x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
-    return layers.AveragePooling2D(_pair(pool_size), _pair(strides or pool_size), name=name)(x)
+    return fastpath.AveragePooling2D(_pair(pool_size), _pair(strides or pool_size), name=name)(x)
 
 
 def spatial_shape(x):

@@ -32,8 +32,9 @@ def test_plan_pairs_each_of_ours_with_keras_applications_per_backend_and_layout(
     apps = [(c.model, c.backend, c.data_format) for c in cases if c.impl == "keras_applications"]
     assert sorted(apps) == sorted((("resnet50", b, f) for b in ("tensorflow", "torch")
                                    for f in ("channels_last", "channels_first")))
-    # torchvision eager once per model that has a torchvision reference
-    assert [c.model for c in cases if c.impl == "torchvision"] == ["resnet50", "squeezenet1_1"]
+    # torchvision eager per model that has a torchvision reference, in NCHW and channels_last memory
+    assert [(c.model, c.data_format) for c in cases if c.impl == "torchvision"] == [
+        (m, f) for m in ("resnet50", "squeezenet1_1") for f in ("channels_first", "channels_last")]
     assert {c.precision for c in plan("train", ["resnet18"], ["jax"], 4, 64, 2, 0)} == {"float32", "bfloat16"}
 
 
@@ -49,26 +50,28 @@ def test_every_worker_of_a_run_gets_the_same_allocator_settings(monkeypatch):
     for allocator in ("retain", "system"):
         for case in plan("infer", ["resnet18"], ["torch"], 2, 64, 1, 0, allocator=allocator):
             assert benchmark.run_in_subprocess(case) == {"img_s": 1.0, "spread": 0.0}
-    assert [impl for impl, _ in seen] == ["ours", "torchvision"] * 2
+    assert [impl for impl, _ in seen] == ["ours", "torchvision", "torchvision"] * 2
     retain = benchmark.ALLOCATORS["retain"]
     assert "mmap_threshold" in retain and "trim_threshold" in retain
-    assert [tunables for _, tunables in seen] == [retain, retain, None, None]
+    assert [tunables for _, tunables in seen] == [retain] * 3 + [None] * 3
 
 
 def test_summary_ratios_and_peak_fraction(monkeypatch):
     monkeypatch.setattr(benchmark, "_macs", lambda case: 2_000_000_000)
     cases = plan("infer", ["resnet50"], ["jax"], 16, 224, 3, 0)
     results = {"ours": {"img_s": 10.0, "spread": 0.5}, "keras_applications": {"img_s": 8.0, "spread": 0.1},
-               "torchvision": {"img_s": 4.0, "spread": 0.2}}
+               ("torchvision", "channels_first"): {"img_s": 4.0, "spread": 0.2},
+               ("torchvision", "channels_last"): {"img_s": 5.0, "spread": 0.2}}
     peak = benchmark.CpuPeak(2, 2.5, 256, 2, 160.0, "how")
-    rows = summarize(cases, [results[c.impl] for c in cases], peak)
+    rows = summarize(cases, [results.get(c.impl) or results[c.impl, c.data_format] for c in cases], peak)
     ours = next(r for r in rows if r["impl"] == "ours")
     assert ours["vs_torchvision"] == pytest.approx(2.5) and ours["vs_keras_app"] is None  # v1.5 vs v1
+    assert ours["vs_torchvision_nhwc"] == pytest.approx(2.0)  # torchvision in channels_last memory
     same_as_keras = next(r for r in rows if r["impl"] == "ours stride_in_1x1=True")
     assert same_as_keras["vs_keras_app"] == pytest.approx(1.25) and same_as_keras["vs_torchvision"] is None
     assert ours["gmac_s"] == pytest.approx(20.0)  # 10 img/s x 2 GMAC
     assert ours["peak_pct"] == pytest.approx(25.0)  # of 80 GMAC/s
-    assert next(r for r in rows if r["impl"] == "torchvision")["layout"] == "NCHW"
+    assert [r["layout"] for r in rows if r["impl"] == "torchvision"] == ["NCHW", "NHWC"]
 
 
 def test_each_row_counts_the_multiply_adds_of_its_own_architecture():
@@ -121,3 +124,10 @@ def test_export_suite_times_keras_and_every_exported_file():
     assert size[("LiteRT", "int8")] < size[("LiteRT", "float16")] < size[("LiteRT", "float32")]
     assert rows[0]["vs_fastest_keras"] == pytest.approx(1.0)
     assert "vs_fastest_keras" in format_rows(rows)
+
+
+@pytest.mark.parametrize("memory_format", benchmark.TORCHVISION_MEMORY_FORMATS)
+def test_run_case_times_torchvision_in_both_memory_formats(memory_format):
+    case = Case("infer", model="squeezenet1_1", impl="torchvision", backend="torch", batch=2,
+                image_size=64, repeat=1, warmup=1, data_format=memory_format)
+    assert run_case(case)["img_s"] > 0

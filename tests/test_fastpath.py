@@ -1,5 +1,5 @@
-"""keras_cnnclassics.fastpath: Keras' Conv2D/BatchNormalization with a PyTorch inference
-fast path must compute exactly what Keras' own layers compute, on every backend."""
+"""keras_cnnclassics.fastpath: Keras' Conv2D/BatchNormalization/pooling layers with a
+PyTorch fast path must compute exactly what Keras' own layers compute, on every backend."""
 
 import numpy as np
 import pytest
@@ -106,11 +106,48 @@ def test_training_gradients_and_mixed_precision_take_kerass_path():
     assert not np.allclose(before[4], after[4])  # BN moving mean updated in training
 
 
+POOLS = [
+    (fastpath.MaxPooling2D, keras.layers.MaxPooling2D, dict(pool_size=3, strides=2)),
+    (fastpath.MaxPooling2D, keras.layers.MaxPooling2D, dict(pool_size=3, strides=1, padding="same")),
+    (fastpath.MaxPooling2D, keras.layers.MaxPooling2D, dict(pool_size=2, strides=2)),
+    (fastpath.MaxPooling2D, keras.layers.MaxPooling2D, dict(pool_size=3, strides=2, padding="same")),  # uneven
+    (fastpath.AveragePooling2D, keras.layers.AveragePooling2D, dict(pool_size=2, strides=2)),
+    (fastpath.AveragePooling2D, keras.layers.AveragePooling2D, dict(pool_size=5, strides=3)),
+    # "same": the border windows average only the cells inside the input, in both
+    (fastpath.AveragePooling2D, keras.layers.AveragePooling2D, dict(pool_size=3, strides=1, padding="same")),
+]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("ours_class, keras_class, config", POOLS,
+                         ids=lambda p: p.__name__ if isinstance(p, type) else "-".join(f"{k}={v}" for k, v in p.items()))
+def test_pooling_equals_keras_pooling_forward_and_backward(ours_class, keras_class, config, data_format):
+    ours, theirs, x = _pair(ours_class, keras_class, data_format, **config)
+    np.testing.assert_allclose(_inference(ours, x), _inference(theirs, x), rtol=1e-6, atol=1e-6)
+    if keras.backend.backend() != "torch":
+        return
+    import torch
+
+    grads, outputs = [], []
+    for layer in (ours, theirs):
+        tensor = torch.tensor(x, requires_grad=True)
+        y = layer(tensor)
+        (y * torch.arange(y.numel(), dtype=y.dtype).reshape(y.shape)).sum().backward()
+        grads.append(tensor.grad.numpy())
+        outputs.append(y)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6, atol=1e-6)
+    assert outputs[0].shape == outputs[1].shape
+    if fastpath._torch_pool_padding(ours) is not None:  # the fast path ran: contiguous in the data format
+        assert outputs[0].is_contiguous()
+
+
 def test_layers_round_trip_through_keras_files(tmp_path):
-    model = keras.Sequential([keras.Input((6, 6, 3)), fastpath.Conv2D(4, 3), fastpath.BatchNormalization()])
+    model = keras.Sequential([keras.Input((6, 6, 3)), fastpath.Conv2D(4, 3), fastpath.BatchNormalization(),
+                              fastpath.MaxPooling2D(2), fastpath.AveragePooling2D(2)])
     path = tmp_path / "m.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
-    assert [type(layer) for layer in restored.layers] == [fastpath.Conv2D, fastpath.BatchNormalization]
+    assert [type(layer) for layer in restored.layers] == [
+        fastpath.Conv2D, fastpath.BatchNormalization, fastpath.MaxPooling2D, fastpath.AveragePooling2D]
     x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype("float32")
     np.testing.assert_array_equal(model.predict(x, verbose=0), restored.predict(x, verbose=0))

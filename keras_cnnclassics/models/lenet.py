@@ -24,7 +24,7 @@ flatten 2,450 - FC 500 - ReLU - FC 10.
 import keras
 from keras import layers
 
-from keras_cnnclassics.blocks import classifier_output, conv2d, dense, global_pool, max_pool2d
+from keras_cnnclassics.blocks import avg_pool2d, classifier_output, conv2d, dense, global_pool, max_pool2d
 from keras_cnnclassics.layers import ConnectionTableConv2D
 from keras_cnnclassics.preprocessing import unit_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
@@ -48,7 +48,7 @@ C3_TABLE = (
 
 def _subsample(x, activation, name):
     """The paper's trainable subsampling: 2x2 average * coefficient + bias, squashed."""
-    x = layers.AveragePooling2D(2, name=f"{name}_pool")(x)
+    x = avg_pool2d(x, 2, name=f"{name}_pool")
     return layers.DepthwiseConv2D(1, activation=activation, name=name)(x)
 
 

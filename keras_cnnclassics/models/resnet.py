@@ -349,7 +349,7 @@ def _shortcut_kind(cfg, in_channels, out_channels, stride):
 def zero_pad_shortcut(x, out_channels, stride, *, name):
     """Option A (He et al. 2015): subsample by ``stride``, append zero channels; no weights."""
     if stride > 1:
-        x = layers.MaxPooling2D(1, stride, name=f"{name}_subsample")(x)
+        x = max_pool2d(x, 1, stride, name=f"{name}_subsample")
     extra = out_channels - channels_of(x)
     return ZeroPadChannels((0, extra), name=name)(x) if extra else x
 
