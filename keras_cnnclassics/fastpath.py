@@ -10,7 +10,9 @@ CI machine), Keras' PyTorch backend spends, per forward pass, beyond torchvision
 * ~24 ms on BatchNormalization computed as three passes over the activations
   (``(x - mean) * (gamma / sqrt(var + eps)) + beta``) where ``torch.batch_norm``
   makes one;
-* one more pass per biased convolution adding the bias after the convolution.
+* one more pass per biased convolution adding the bias after the convolution,
+  and a new tensor for a fused ReLU where the convolution's own output can be
+  rectified in place.
 
 Pooling has a third cost: Keras' PyTorch backend makes every pooled tensor
 contiguous in ``(N, C, H, W)`` first, and PyTorch's CPU pooling kernels are an
@@ -82,6 +84,8 @@ class Conv2D(keras.layers.Conv2D):
         )
         if self.data_format == "channels_last":
             x = x.permute(0, 2, 3, 1)
+        if self.activation is keras.activations.relu:
+            return torch.relu_(x)  # in place: x is this call's own new tensor
         return self.activation(x) if self.activation is not None else x
 
     def _torch_kernel(self):
