@@ -101,7 +101,17 @@ def batch_norm(x, *, name, epsilon=BN_EPSILON):
 
 
 def relu(x, name):
-    return layers.ReLU(name=name)(x)
+    return fastpath.ReLU(name=name)(x)
+
+
+def concat(branches, name):
+    """Join parallel branches along the channel axis (``torch.cat(outputs, 1)``)."""
+    return fastpath.Concatenate(axis=channel_axis(), name=name)(branches)
+
+
+def add(inputs, name):
+    """Element-wise sum (a residual connection)."""
+    return fastpath.Add(name=name)(inputs)
 
 
 def conv_bn_relu(x, filters, kernel_size, strides=1, padding=0, *, conv_name, bn_name, act_name=None, groups=1):

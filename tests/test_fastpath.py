@@ -151,3 +151,77 @@ def test_layers_round_trip_through_keras_files(tmp_path):
         fastpath.Conv2D, fastpath.BatchNormalization, fastpath.MaxPooling2D, fastpath.AveragePooling2D]
     x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype("float32")
     np.testing.assert_array_equal(model.predict(x, verbose=0), restored.predict(x, verbose=0))
+
+
+def _count_direct_calls(monkeypatch):
+    """Record (layer class, whether Keras' bookkeeping was skipped) for every fast-path layer call."""
+    calls = []
+    original = fastpath._bookkeeping_idle
+
+    def spy(layer, args, kwargs):
+        idle = original(layer, args, kwargs)
+        calls.append((type(layer).__name__, idle))
+        return idle
+
+    monkeypatch.setattr(fastpath, "_bookkeeping_idle", spy)
+    return calls
+
+
+def _small_net():
+    inputs = keras.Input((12, 12, 3))
+    x = fastpath.Conv2D(4, 3, padding="same")(inputs)
+    x = fastpath.BatchNormalization()(x)
+    x = fastpath.ReLU()(x)
+    branch = fastpath.MaxPooling2D(3, 1, padding="same")(x)
+    x = fastpath.Concatenate()([x, branch])
+    x = fastpath.Add()([x, fastpath.Conv2D(8, 1)(x)])
+    x = fastpath.AveragePooling2D(2)(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+
+
+def test_predict_skips_kerass_bookkeeping_only_where_it_is_idle_and_outputs_are_unchanged(monkeypatch):
+    model = _small_net()
+    rng = np.random.default_rng(3)
+    model.set_weights([rng.normal(size=w.shape).astype("float32") + (w.ndim == 1) for w in model.get_weights()])
+    x = rng.normal(size=(2, 12, 12, 3)).astype("float32")
+    calls = _count_direct_calls(monkeypatch)
+    fast = model.predict_on_batch(x)
+    if keras.backend.backend() == "torch":  # every fast-path layer of predict skips it
+        assert sorted(calls) == sorted((name, True) for name in (
+            "Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D", "Concatenate", "Conv2D", "Add",
+            "AveragePooling2D"))
+    else:
+        assert not any(idle for _, idle in calls)
+    monkeypatch.setattr(fastpath, "_bookkeeping_idle", lambda layer, args, kwargs: False)
+    np.testing.assert_allclose(fast, model.predict_on_batch(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the PyTorch backend's bypass; elsewhere Keras' call always runs (test above)")
+def test_bookkeeping_runs_for_gradients_hooks_masks_autocast_and_context_training():
+    import torch
+
+    bn = fastpath.BatchNormalization()
+    relu = fastpath.ReLU()
+    x = torch.ones(2, 3, 3, 4)
+    bn(x), relu(x)  # build
+    with torch.no_grad():
+        assert fastpath._bookkeeping_idle(bn, (x,), {"training": False})
+        assert fastpath._bookkeeping_idle(relu, (x,), {})
+        # training from the call context (not passed) or True: Keras resolves it
+        assert not fastpath._bookkeeping_idle(bn, (x,), {})
+        assert not fastpath._bookkeeping_idle(bn, (x,), {"training": True})
+        assert not fastpath._bookkeeping_idle(relu, (x.double(),), {})
+        assert not fastpath._bookkeeping_idle(relu, (x,), {"mask": torch.ones(2, 3, 3)})
+        handle = relu.register_forward_hook(lambda module, args, output: None)
+        assert not fastpath._bookkeeping_idle(relu, (x,), {})
+        handle.remove()
+        from keras.src.backend.common.variables import AutocastScope
+
+        with AutocastScope("bfloat16"):
+            assert not fastpath._bookkeeping_idle(relu, (x,), {})
+    assert not fastpath._bookkeeping_idle(relu, (x,), {})  # gradients recorded
+    hooked = []
+    relu.register_forward_hook(lambda module, args, output: hooked.append(output.shape))
+    with torch.no_grad():
+        relu(x)
+    assert hooked == [x.shape]  # a registered PyTorch hook still runs

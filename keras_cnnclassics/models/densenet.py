@@ -40,9 +40,9 @@ from keras import layers
 from keras_cnnclassics.blocks import (
     avg_pool2d,
     batch_norm,
-    channel_axis,
     channels_of,
     classifier_output,
+    concat,
     conv2d,
     dense,
     global_pool,
@@ -170,7 +170,7 @@ def dense_block(x, num_layers, growth_rate, bn_size, dropout, *, name):
     for i in range(1, num_layers + 1):
         new = dense_layer(x, growth_rate, bn_size, dropout, name=f"{name}_denselayer{i}")
         concat_name = name if i == num_layers else f"{name}_denselayer{i}_concat"
-        x = layers.Concatenate(axis=channel_axis(), name=concat_name)([x, new])
+        x = concat([x, new], concat_name)
     return x
 
 

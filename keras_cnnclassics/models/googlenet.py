@@ -33,8 +33,8 @@ from keras_cnnclassics.blocks import (
     adaptive_avg_pool,
     avg_pool2d,
     batch_norm,
-    channel_axis,
     classifier_output,
+    concat,
     conv2d,
     dense,
     global_pool,
@@ -115,11 +115,6 @@ def basic_conv2d(x, filters, kernel_size, strides=1, padding=0, *, name, batch_n
     if batch_normalization:
         x = batch_norm(x, name=f"{name}_bn", epsilon=INCEPTION_BN_EPSILON)
     return relu(x, name)
-
-
-def concat(branches, name):
-    """Join parallel branches along the channel axis (``torch.cat(outputs, 1)``)."""
-    return layers.Concatenate(axis=channel_axis(), name=name)(branches)
 
 
 def transform_input_layer(x):

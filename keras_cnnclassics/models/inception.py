@@ -22,6 +22,7 @@ from keras import layers
 from keras_cnnclassics.blocks import (
     avg_pool2d,
     classifier_output,
+    concat,
     dense,
     global_pool,
     max_pool2d,
@@ -29,7 +30,6 @@ from keras_cnnclassics.blocks import (
 )
 from keras_cnnclassics.models.googlenet import (
     basic_conv2d,
-    concat,
     pooled_dropout_fc_head,
     transform_input_layer,
 )

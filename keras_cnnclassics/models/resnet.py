@@ -43,6 +43,7 @@ from typing import NamedTuple
 from keras import layers
 
 from keras_cnnclassics.blocks import (
+    add,
     batch_norm,
     channels_of,
     classifier_output,
@@ -405,8 +406,8 @@ def residual_block(x, cfg, stage, index, stride, drop_rate):
         branch = DropPath(drop_rate, name=f"{prefix}_drop_path")(branch)
     short = shortcut(x, x_preact, cfg, style, convs[-1].filters, stride, prefix)
     if style.preact:
-        return layers.Add(name=f"{prefix}_out")([branch, short])
-    out = layers.Add(name=f"{prefix}_add")([branch, short])
+        return add([branch, short], f"{prefix}_out")
+    out = add([branch, short], f"{prefix}_add")
     return relu(out, f"{prefix}_out")
 
 

@@ -15,8 +15,7 @@ Layer names are torchvision's: ``features_0``, ``features_3_squeeze``,
 
 from keras import layers
 
-from keras_cnnclassics.blocks import classifier_output, conv2d, global_pool, max_pool2d, relu
-from keras_cnnclassics.models.googlenet import concat
+from keras_cnnclassics.blocks import classifier_output, concat, conv2d, global_pool, max_pool2d, relu
 from keras_cnnclassics.preprocessing import torch_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
 
