@@ -50,6 +50,12 @@ import keras
 
 from keras_cnnclassics.layers import PACKAGE
 
+try:  # Keras' own checks, used by Layer.__call__; absent in another Keras layout
+    from keras.src.backend.common.masking import get_keras_mask
+    from keras.src.backend.common.variables import get_autocast_scope
+except ImportError:  # pragma: no cover - then every call takes Keras' own __call__
+    get_keras_mask = get_autocast_scope = None
+
 # layer -> ((storage pointer, version), kernel in PyTorch's layout)
 _TORCH_KERNELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -71,12 +77,9 @@ def _torch_inference(layer, inputs) -> bool:
 def _bookkeeping_idle(layer, args, kwargs) -> bool:
     """Whether Keras' ``Layer.__call__`` would only pass ``args``/``kwargs`` to ``call``
     (see the module docstring)."""
-    if keras.backend.backend() != "torch" or len(args) != 1 or not layer.built:
+    if keras.backend.backend() != "torch" or len(args) != 1 or not layer.built or get_keras_mask is None:
         return False
     import torch
-
-    from keras.src.backend.common.masking import get_keras_mask
-    from keras.src.backend.common.variables import get_autocast_scope
 
     tensors = list(args[0]) if isinstance(args[0], (list, tuple)) else [args[0]]
     if set(kwargs) - {"training", "mask"} or kwargs.get("mask") is not None:
