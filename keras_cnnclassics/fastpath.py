@@ -36,10 +36,11 @@ autocast scopes, and goes through ``torch.nn.Module.__call__`` and
 ``Operation.__call__`` before it reaches ``call`` -- about 35 us per ReLU and
 230 us per BatchNormalization on the 2-core CI machine, against 4-76 us for
 ``call`` itself. All these layers (and :class:`ReLU`, :class:`Concatenate`,
-:class:`Add`) call ``call`` directly when none of that bookkeeping has anything to
-do (:func:`_bookkeeping_idle`): a built layer, float32 tensors in, no gradient recorded, no autocast scope, mask,
-activity regularizer, quantization, distribution or PyTorch hook, and, for layers
-with a ``training`` argument, ``training=False`` passed (as ``predict`` does).
+:class:`Add`) call ``call`` directly when none of that bookkeeping has anything
+to do (:func:`_bookkeeping_idle`): a built layer, float32 tensors in, no gradient
+recorded, no autocast scope, mask, activity regularizer, quantization,
+distribution or PyTorch hook, and, for layers with a ``training`` argument,
+``training=False`` passed (as ``predict`` does).
 """
 
 from __future__ import annotations
@@ -116,11 +117,14 @@ class _DirectCall:
 
 
 def _symmetric_padding(layer):
-    """PyTorch's padding for the layer's Keras padding, or None when Keras pads unevenly."""
+    """PyTorch's padding for a convolution or pool's Keras padding, or None when Keras
+    pads unevenly (``"same"`` with a stride or an even window)."""
+    window = getattr(layer, "kernel_size", None) or layer.pool_size
+    dilation = getattr(layer, "dilation_rate", (1,) * len(window))
     if layer.padding == "valid":
-        return (0, 0)
-    if all(s == 1 for s in layer.strides) and all(k % 2 == 1 for k in layer.kernel_size):
-        return tuple((k - 1) // 2 * d for k, d in zip(layer.kernel_size, layer.dilation_rate))
+        return (0,) * len(window)
+    if all(s == 1 for s in layer.strides) and all(k % 2 == 1 for k in window):
+        return tuple((k - 1) // 2 * d for k, d in zip(window, dilation))
     return None
 
 
@@ -184,22 +188,13 @@ class BatchNormalization(_DirectCall, keras.layers.BatchNormalization):
         return x if axis == 1 else x.movedim(1, axis)
 
 
-def _torch_pool_padding(layer):
-    """PyTorch's padding for a Keras pool, or None when Keras pads unevenly."""
-    if layer.padding == "valid":
-        return (0, 0)
-    if all(s == 1 for s in layer.strides) and all(k % 2 == 1 for k in layer.pool_size):
-        return tuple((k - 1) // 2 for k in layer.pool_size)
-    return None
-
-
 class _ChannelsLastPooling:
     """Mixin for Keras' 2-D pooling layers: on PyTorch, ``_torch_pool`` runs on the
     input laid out in ``channels_last`` memory and the result comes back in the
     layout Keras' own layer returns; elsewhere Keras' ``call`` runs."""
 
     def call(self, inputs):
-        padding = _torch_pool_padding(self)
+        padding = _symmetric_padding(self)
         if keras.backend.backend() != "torch" or padding is None:
             return super().call(inputs)
         import torch

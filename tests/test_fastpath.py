@@ -137,7 +137,7 @@ def test_pooling_equals_keras_pooling_forward_and_backward(ours_class, keras_cla
         outputs.append(y)
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6, atol=1e-6)
     assert outputs[0].shape == outputs[1].shape
-    if fastpath._torch_pool_padding(ours) is not None:  # the fast path ran: contiguous in the data format
+    if fastpath._symmetric_padding(ours) is not None:  # the fast path ran: contiguous in the data format
         assert outputs[0].is_contiguous()
 
 
