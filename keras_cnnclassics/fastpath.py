@@ -91,10 +91,9 @@ def _bookkeeping_idle(layer, args, kwargs) -> bool:
         return False
     module = torch.nn.modules.module
     return (
-        all(isinstance(x, torch.Tensor) and x.dtype == torch.float32 and x.device.type != "meta"
-            and get_keras_mask(x) is None for x in tensors)
-        and not torch.is_grad_enabled()
-        and layer.compute_dtype == layer.variable_dtype == "float32"
+        all(_torch_inference(layer, x) and x.device.type != "meta" and get_keras_mask(x) is None
+            for x in tensors)
+        and layer.variable_dtype == "float32"
         and get_autocast_scope() is None
         and layer.activity_regularizer is None
         and getattr(layer, "quantization_mode", None) is None
