@@ -85,8 +85,10 @@ def test_each_row_counts_the_multiply_adds_of_its_own_architecture():
 
 def test_failed_cases_show_their_error_and_formats_render():
     cases = plan("build", ["densenet201"], ["torch"], 1, 224, 1, 0)
-    rows = summarize(cases, [{"error": "MemoryError"}, {"seconds": 2.0, "spread": 0.1}], cpu_peak())
+    rows = summarize(cases, [{"error": "MemoryError"}, {"first_s": 3.0, "seconds": 2.0, "spread": 0.1}],
+                     cpu_peak())
     assert rows[0]["error"] == "MemoryError"
+    assert (rows[1]["first_s"], rows[1]["seconds"]) == (3.0, 2.0)
     table = format_rows(rows)
     assert "MemoryError" in table and table.splitlines()[1].startswith("-")
     assert format_rows(rows, "csv").splitlines()[0].startswith("model,impl,backend,layout")
@@ -104,8 +106,8 @@ def test_run_case_measures_a_real_forward_pass(data_format):
 
 def test_run_case_times_builds_and_train_steps():
     backend = keras.backend.backend()
-    built = run_case(Case("build", model="resnet18", impl="ours", backend=backend, image_size=32, repeat=1))
-    assert built["seconds"] > 0
+    built = run_case(Case("build", model="resnet18", impl="ours", backend=backend, image_size=32, repeat=2))
+    assert built["first_s"] > 0 and built["seconds"] > 0 and built["spread"] == 0  # one later build
     trained = run_case(Case("train", model="resnet18", impl="ours", backend=backend, batch=2, image_size=32,
                             repeat=1, warmup=1))
     assert trained["img_s"] > 0

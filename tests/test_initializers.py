@@ -67,7 +67,7 @@ def test_big_kernels_are_drawn_in_parallel_chunks_with_the_same_values_on_any_co
 
     from keras_cnnclassics import initializers
 
-    shape = (3, 3, 512, 512)  # 2.4 M values: three chunks
+    shape = (3, 3, 512, 512)  # 2.4 M values: 18 chunks
     assert math.prod(shape) > 2 * initializers._CHUNK
     parallel = _values(host_he_normal(seed=4), shape)
     monkeypatch.setattr(initializers, "_POOL", concurrent.futures.ThreadPoolExecutor(1))
@@ -77,3 +77,29 @@ def test_big_kernels_are_drawn_in_parallel_chunks_with_the_same_values_on_any_co
     assert np.abs(parallel).max() <= 2 * std / 0.87962566103423978 + 1e-7
     first, last = parallel.reshape(-1)[: initializers._CHUNK], parallel.reshape(-1)[-initializers._CHUNK :]
     assert not np.array_equal(first, last)  # each chunk has its own generator
+
+
+@pytest.mark.parametrize("bound", [2.0, None])
+def test_box_muller_draws_match_the_normal_and_truncated_normal(bound):
+    from scipy import stats
+
+    from keras_cnnclassics.initializers import _fill_standard_normal
+
+    values = np.empty(300_001, np.float32)  # odd, and more than two cache blocks
+    _fill_standard_normal(np.random.default_rng(0), values, bound)
+    reference = stats.norm() if bound is None else stats.truncnorm(-bound, bound)
+    assert stats.kstest(values, reference.cdf).pvalue > 1e-3
+    assert values.std() == pytest.approx(reference.std(), rel=0.01)
+    if bound is not None:
+        assert np.abs(values).max() <= bound
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 1000])
+def test_box_muller_fills_any_size(size):
+    from keras_cnnclassics.initializers import _fill_standard_normal
+
+    values = np.full(size, np.nan, np.float32)
+    _fill_standard_normal(np.random.default_rng(size), values, 2.0)
+    assert np.isfinite(values).all() and np.abs(values).max() <= 2.0
+    if size > 2:
+        assert np.unique(values).size == size
