@@ -475,9 +475,27 @@ def export_rows(models, backends, image_size, repeat, progress=print):
     return rows
 
 
+def combine_rounds(results):
+    """One result from the same case measured in several processes: the median of each
+    figure over the processes, and the range of the headline figure as the spread (when
+    two builds of one graph are compared, process-to-process variation dominates)."""
+    measured = [r for r in results if "error" not in r]
+    if len(measured) <= 1:
+        return measured[0] if measured else results[0]
+    headline = "img_s" if "img_s" in measured[0] else "seconds"
+    combined = {key: statistics.median(r[key] for r in measured) for key in measured[0] if key != "spread"}
+    values = [r[headline] for r in measured]
+    return {**combined, "spread": max(values) - min(values)}
+
+
 def run_suite(suite="infer", models=None, backends=BACKENDS, batch=16, image_size=224, repeat=5,
-              threads=0, fmt="table", progress=print, data_formats=("channels_last",), allocator="retain"):
-    """Run a whole suite (one subprocess per case) and return the formatted table."""
+              threads=0, fmt="table", progress=print, data_formats=("channels_last",), allocator="retain",
+              rounds=1):
+    """Run a whole suite (one subprocess per case and round) and return the formatted table.
+
+    With ``rounds`` > 1 every case runs in that many processes, the cases interleaved
+    round by round, and each row reports :func:`combine_rounds` of its processes.
+    """
     if suite == "export":
         rows = export_rows(models or EXPORT_MODELS, backends, image_size, repeat, progress)
         return (f"{format_rows(rows, fmt)}\n\nms per image at batch 1; vs_fastest_keras = the fastest "
@@ -485,15 +503,21 @@ def run_suite(suite="infer", models=None, backends=BACKENDS, batch=16, image_siz
                 "calibrated on random images and their top-1 agreement is shown, not enforced.")
     models = models or (BUILD_MODELS if suite == "build" else INFER_MODELS)
     cases = plan(suite, models, backends, batch, image_size, repeat, threads, data_formats, allocator)
-    results = []
-    for i, case in enumerate(cases, 1):
-        where = "torch eager" if case.impl == "torchvision" else f"{case.backend} {case.data_format}"
-        progress(f"[{i}/{len(cases)}] {case.suite} {case.model} {case.label} {where} {case.precision}")
-        results.append(run_in_subprocess(case))
+    measured = [[] for _ in cases]
+    for round_number in range(1, rounds + 1):
+        for i, case in enumerate(cases):
+            where = "torch eager" if case.impl == "torchvision" else f"{case.backend} {case.data_format}"
+            progress(f"[{i + 1}/{len(cases)}, round {round_number}/{rounds}] {case.suite} {case.model} "
+                     f"{case.label} {where} {case.precision}")
+            measured[i].append(run_in_subprocess(case))
     peak = cpu_peak()
-    table = format_rows(summarize(cases, results, peak), fmt)
+    table = format_rows(summarize(cases, [combine_rounds(m) for m in measured], peak), fmt)
     memory = f"GLIBC_TUNABLES={ALLOCATORS[allocator]}" if ALLOCATORS[allocator] else "glibc defaults"
-    return f"{table}\n\nCPU peak: {peak.how}\nAllocator ({allocator}): {memory}"
+    footer = f"CPU peak: {peak.how}\nAllocator ({allocator}): {memory}"
+    if rounds > 1:
+        footer += (f"\nRounds: {rounds} processes per case, interleaved; each figure is the median over "
+                   "the processes, spread = their range")
+    return f"{table}\n\n{footer}"
 
 
 def main(argv=None):

@@ -374,6 +374,7 @@ def test_list_info_table_and_chart_refuse_bad_arguments(tmp_path, capsys):
         cli_error(capsys, ["chart", "--out", tmp_path / "missing" / "chart.png"], "does not exist")
         cli_error(capsys, ["chart", "--out", tmp_path / "chart.png", "resnet51"], "Unknown model name")
         cli_error(capsys, ["bench", "--batch-size", "0"], "must be positive")
+        cli_error(capsys, ["bench", "--rounds", "0"], "--rounds must be positive")
         cli_error(capsys, ["nonsense"], "invalid choice: 'nonsense'")
         cli_error(capsys, ["--backend", "mxnet", "list"], "invalid choice: 'mxnet'")
 

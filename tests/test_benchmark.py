@@ -56,6 +56,36 @@ def test_every_worker_of_a_run_gets_the_same_allocator_settings(monkeypatch):
     assert [tunables for _, tunables in seen] == [retain] * 3 + [None] * 3
 
 
+def test_rounds_interleave_the_cases_and_report_the_median_process(monkeypatch):
+    order = []
+    rates = {"ours": iter([10.0, 30.0, 20.0]), "keras_applications": iter([12.0, 11.0, 13.0]),
+             "torchvision": iter([5.0] * 6)}  # NCHW and channels_last
+
+    def fake_process(case):
+        order.append(case.impl)
+        return {"img_s": next(rates[case.impl]), "spread": 0.5}
+
+    monkeypatch.setattr(benchmark, "run_in_subprocess", fake_process)
+    monkeypatch.setattr(benchmark, "_macs", lambda case: None)
+    out = benchmark.run_suite("infer", ["vgg16"], ["jax"], 2, 32, 1, 0, fmt="json", progress=lambda m: None,
+                              rounds=3)
+    assert order == ["ours", "keras_applications", "torchvision", "torchvision"] * 3
+    rows = json.loads(out.split("\n\n")[0])
+    assert (rows[0]["img_s"], rows[0]["spread"]) == (20.0, 20.0)  # median and range over 3 processes
+    assert (rows[1]["img_s"], rows[1]["spread"]) == (12.0, 2.0)
+    assert rows[0]["vs_keras_app"] == pytest.approx(20.0 / 12.0)
+    assert "Rounds: 3 processes per case" in out
+
+
+def test_combine_rounds_leaves_out_failed_processes():
+    combine = benchmark.combine_rounds
+    assert combine([{"error": "killed"}, {"seconds": 2.0, "first_s": 3.0, "spread": 0.1}]) == {
+        "seconds": 2.0, "first_s": 3.0, "spread": 0.1}
+    assert combine([{"error": "a"}, {"error": "b"}]) == {"error": "a"}
+    three = combine([{"seconds": s, "first_s": 2 * s, "spread": 0.0} for s in (1.0, 4.0, 2.0)])
+    assert three == {"seconds": 2.0, "first_s": 4.0, "spread": 3.0}
+
+
 def test_summary_ratios_and_peak_fraction(monkeypatch):
     monkeypatch.setattr(benchmark, "_macs", lambda case: 2_000_000_000)
     cases = plan("infer", ["resnet50"], ["jax"], 16, 224, 3, 0)

@@ -13,6 +13,9 @@ def add_arguments(parser):
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=0, help="threads per process (0: all cores)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median reported)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="processes per case, interleaved with the other cases; rows report the "
+                             "median over processes and their range (for near-equal comparisons)")
     parser.add_argument("--data-format", nargs="+", choices=("channels_last", "channels_first"),
                         default=["channels_last"], dest="data_formats",
                         help="Keras image data format(s) of ours and keras.applications")
@@ -30,8 +33,8 @@ def register(subparsers):
 
 
 def run(args):
-    if args.batch_size <= 0 or args.repeat <= 0 or args.image_size <= 0 or args.threads < 0:
-        raise ValueError("--batch-size, --image-size and --repeat must be positive, --threads >= 0.")
+    if min(args.batch_size, args.repeat, args.image_size, args.rounds) <= 0 or args.threads < 0:
+        raise ValueError("--batch-size, --image-size, --repeat and --rounds must be positive, --threads >= 0.")
     if args.models:
         from keras_cnnclassics.registry import get_spec
 
@@ -45,6 +48,7 @@ def run(args):
                 suite, models=args.models, backends=args.backends, batch=args.batch_size,
                 image_size=args.image_size, repeat=args.repeat, threads=args.threads,
                 fmt=args.format, data_formats=tuple(args.data_formats), allocator=args.allocator,
+                rounds=args.rounds,
                 progress=lambda m: print(m, file=sys.stderr, flush=True),
             ),
             flush=True,
