@@ -399,7 +399,8 @@ def format_rows(rows, fmt="table"):
         return json.dumps(rows, indent=2)
     columns = [k for k in ("model", "impl", "backend", "runtime", "layout", "batch", "precision", "img_s",
                            "first_s", "seconds", "size_mb", "ms_1_thread", "ms_all_threads", "max_diff",
-                           "top1_agreement", "spread", "vs_keras_app_first", "vs_keras_app", "vs_torchvision", "vs_torchvision_nhwc",
+                           "top1_agreement", "spread", "vs_keras_app_first", "vs_keras_app", "vs_torchvision",
+                           "vs_torchvision_nhwc",
                            "vs_fastest_keras", "gmac_s", "peak_pct", "error")
                if any(k in r for r in rows)]
     cells = [[_cell(r.get(k)) for k in columns] for r in rows]
