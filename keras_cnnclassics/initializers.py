@@ -93,26 +93,20 @@ def _fill_standard_normal(rng, out, bound=None):
             outside = outside[spare.size :]
 
 
-def _shares_host_memory(dtype):
-    """Whether PyTorch can take a kernel's NumPy array as it is: float32 on its CPU device."""
-    if keras.backend.backend() != "torch" or dtype != "float32":
-        return False
-    from keras.src.backend.torch.core import get_device
-
-    return str(get_device()) == "cpu"
-
-
 def _as_backend_tensor(values, dtype):
     """``values`` as a backend tensor of ``dtype``, without a copy where the backend takes
     the array as it is (Keras' ``convert_to_tensor`` copies NumPy input; a copy into
     fresh memory costs ~2 ms per million values on the CI machine, mostly page faults):
     PyTorch on its CPU device shares a float32 array, and JAX's CPU client adopts a
     64-byte aligned one (see :func:`_aligned_empty`; elsewhere ``device_put`` copies)."""
-    if _shares_host_memory(dtype):
+    backend = keras.backend.backend()
+    if backend == "torch" and dtype == "float32":
         import torch
+        from keras.src.backend.torch.core import get_device
 
-        return torch.from_numpy(values)
-    if keras.backend.backend() == "jax" and dtype == "float32":
+        if str(get_device()) == "cpu":
+            return torch.from_numpy(values)
+    if backend == "jax" and dtype == "float32":
         import jax
 
         return jax.device_put(values)
