@@ -70,13 +70,43 @@ def test_big_kernels_are_drawn_in_parallel_chunks_with_the_same_values_on_any_co
     shape = (3, 3, 512, 512)  # 2.4 M values: 18 chunks
     assert math.prod(shape) > 2 * initializers._CHUNK
     parallel = _values(host_he_normal(seed=4), shape)
-    monkeypatch.setattr(initializers, "_POOL", concurrent.futures.ThreadPoolExecutor(1))
-    np.testing.assert_array_equal(_values(host_he_normal(seed=4), shape), parallel)
+    for helpers in (0, 3):  # this thread alone; more threads than the machine's cores
+        monkeypatch.setattr(initializers, "_HELPERS", helpers)
+        monkeypatch.setattr(initializers, "_POOL", concurrent.futures.ThreadPoolExecutor(max(1, helpers)))
+        np.testing.assert_array_equal(_values(host_he_normal(seed=4), shape), parallel)
     std = math.sqrt(2.0 / (9 * 512))
     assert parallel.std() == pytest.approx(std, rel=0.01)
     assert np.abs(parallel).max() <= 2 * std / 0.87962566103423978 + 1e-7
     first, last = parallel.reshape(-1)[: initializers._CHUNK], parallel.reshape(-1)[-initializers._CHUNK :]
     assert not np.array_equal(first, last)  # each chunk has its own generator
+
+
+def test_shared_run_does_every_index_once_and_raises_a_task_error(monkeypatch):
+    import concurrent.futures
+    import threading
+    import time
+
+    from keras_cnnclassics import initializers
+
+    monkeypatch.setattr(initializers, "_HELPERS", 2)
+    monkeypatch.setattr(initializers, "_POOL", concurrent.futures.ThreadPoolExecutor(2))
+    done, threads = [], set()
+
+    def task(index):
+        threads.add(threading.get_ident())
+        done.append(index)
+        time.sleep(0.002)  # releases the GIL, as NumPy does while it fills
+
+    initializers._run_shared(task, 50)
+    assert sorted(done) == list(range(50))
+    assert threading.get_ident() in threads  # the calling thread works too
+
+    def failing(index):
+        if index == 7:
+            raise ValueError("chunk 7")
+
+    with pytest.raises(ValueError, match="chunk 7"):
+        initializers._run_shared(failing, 20)
 
 
 @pytest.mark.parametrize("bound", [2.0, None])
