@@ -60,7 +60,8 @@ def _run_shared(task, count):
         drain()
     finally:
         for helper in helpers:
-            helper.result()
+            if not helper.cancel():  # one that has not started has nothing left to do
+                helper.result()
 
 
 def _fans(shape):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import keras
 import numpy as np
@@ -81,7 +82,7 @@ def test_big_kernels_are_drawn_in_parallel_chunks_with_the_same_values_on_any_co
     assert not np.array_equal(first, last)  # each chunk has its own generator
 
 
-def test_shared_run_does_every_index_once_and_raises_a_task_error(monkeypatch):
+def test_shared_run_does_every_index_once_without_waiting_for_idle_helpers_and_raises_task_errors(monkeypatch):
     import concurrent.futures
     import threading
     import time
@@ -107,6 +108,47 @@ def test_shared_run_does_every_index_once_and_raises_a_task_error(monkeypatch):
 
     with pytest.raises(ValueError, match="chunk 7"):
         initializers._run_shared(failing, 20)
+
+    class NeverStarted(concurrent.futures.Future):
+        def result(self, timeout=None):
+            raise AssertionError("waited for a helper that never started")
+
+    class Idle:  # a pool whose threads never start (one inherited across a fork has none)
+        def submit(self, fn):
+            return NeverStarted()
+
+    monkeypatch.setattr(initializers, "_POOL", Idle())
+    done.clear()
+    initializers._run_shared(task, 5)
+    assert sorted(done) == list(range(5))
+
+
+def test_a_forked_child_draws_big_kernels_with_the_parents_values():
+    """The pool's threads do not survive a fork; the child must not wait for them."""
+    import os
+    import warnings
+
+    from keras_cnnclassics import initializers
+
+    shape = (3, 3, 256, 256)  # 5 chunks: the pool is used, and exists before the fork
+    assert math.prod(shape) > 2 * initializers._CHUNK
+    parent = host_he_normal(seed=9)._sample(shape, 0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # JAX warns that it is multithreaded
+        pid = os.fork()
+    if pid == 0:
+        child = host_he_normal(seed=9)._sample(shape, 0.01)
+        os._exit(0 if np.array_equal(child, parent) else 3)
+    for _ in range(600):  # 60 s; the draw takes milliseconds
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung drawing a kernel (waiting for the parent's pool threads)")
+    assert os.waitstatus_to_exitcode(status) == 0, "the child drew different values"
 
 
 @pytest.mark.parametrize("bound", [2.0, None])
