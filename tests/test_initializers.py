@@ -85,7 +85,6 @@ def test_big_kernels_are_drawn_in_parallel_chunks_with_the_same_values_on_any_co
 def test_shared_run_does_every_index_once_without_waiting_for_idle_helpers_and_raises_task_errors(monkeypatch):
     import concurrent.futures
     import threading
-    import time
 
     from keras_cnnclassics import initializers
 
