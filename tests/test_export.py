@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 import keras
-from keras_cnnclassics import cli, export as export_lib
+from keras_cnnclassics import cli
 from keras_cnnclassics import get_model
 from keras_cnnclassics.commands.export import tool_argv
 from keras_cnnclassics.export import ExportError, check_builtin_ops, export_model, load_runtime, measure_file
+from keras_cnnclassics.export import pipeline, verify
+from keras_cnnclassics.images import load_digits_data
 from keras_cnnclassics.registry import all_specs
-from keras_cnnclassics.training.data import load_digits_data
 
 from model_cases import damp_residual_branches, heavy, small_input_shape
 
@@ -245,7 +246,7 @@ def test_flex_ops_are_refused(tmp_path):
 
 
 def test_failed_verification_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(export_lib, "FLOAT32_MAX_DIFF", -1.0)
+    monkeypatch.setattr(verify, "FLOAT32_MAX_DIFF", -1.0)
     target = tmp_path / "m.onnx"
     with pytest.raises(ExportError, match="does not reproduce") as info:
         _export(get_model("lenet5"), "onnx", target)
@@ -276,7 +277,7 @@ def test_bad_options_fail_before_building(tmp_path, monkeypatch, kwargs, error, 
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "EXISTING.tflite").write_bytes(b"keep me")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(export_lib, "_load_source", lambda *a: pytest.fail("built a model"))
+    monkeypatch.setattr(pipeline, "load_source", lambda *a: pytest.fail("built a model"))
     options = {"format": "tflite", "output": "out.tflite", **kwargs}
     options["calibration"] = {"EMPTY": str(tmp_path / "EMPTY")}.get(options.get("calibration"), options.get("calibration"))
     if options["output"] == "EXISTING":

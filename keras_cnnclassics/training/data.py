@@ -3,10 +3,8 @@
 Two sources give the same thing, an :class:`ImageData` of ``uint8`` images in
 ``(N, H, W, C)`` order with a held-out validation split:
 
-* ``digits``: scikit-learn's bundled real handwritten digits (1,797 8x8 images,
-  16 grey levels), scaled to [0, 255], resized bilinearly to the model's input
-  size, grey replicated to the model's channel count, split stratified by class
-  with a fixed seed.
+* ``digits``: scikit-learn's bundled real handwritten digits
+  (:func:`keras_cnnclassics.images.load_digits_data`).
 * an image folder with one subfolder per class, read by
   ``keras.utils.image_dataset_from_directory`` (TensorFlow's decoders; images are
   centre-cropped to a square and resized bilinearly), with its
@@ -25,12 +23,21 @@ for good), which also keeps every batch divisible by the device count.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 
 import keras
 import numpy as np
+
+from keras_cnnclassics.images import (
+    IMAGE_SUFFIXES,
+    ImageData,
+    load_digits_data,
+    load_image_file,
+    require_tensorflow,
+    to_uint8,
+    unreadable_files,
+)
 
 __all__ = [
     "ImageData",
@@ -42,76 +49,9 @@ __all__ = [
     "EvalBatches",
     "IMAGE_SUFFIXES",
 ]
-
-# The formats keras.utils.image_dataset_from_directory reads.
-IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-
-
-@dataclasses.dataclass
-class ImageData:
-    """Training and validation images (``uint8``, NHWC) with integer labels."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    class_names: list
-    skipped: int = 0
-    source: str = ""
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def summary(self) -> str:
-        skipped = f", {self.skipped} unreadable image(s) skipped" if self.skipped else ""
-        return (
-            f"{self.source}: {len(self.y_train)} training / {len(self.y_val)} validation "
-            f"images, {self.num_classes} classes, {self.x_train.shape[1]}x"
-            f"{self.x_train.shape[2]}x{self.x_train.shape[3]}{skipped}"
-        )
-
-
-def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """``(out, in)`` bilinear interpolation weights with half-pixel centres.
-
-    The sampling of ``tf.image.resize(..., "bilinear")`` (and PyTorch's
-    ``align_corners=False``) when enlarging; pure numpy, so identical on every
-    backend.
-    """
-    src = (np.arange(out_size) + 0.5) * in_size / out_size - 0.5
-    src = np.clip(src, 0, in_size - 1)
-    low = np.floor(src).astype(int)
-    high = np.minimum(low + 1, in_size - 1)
-    frac = src - low
-    matrix = np.zeros((out_size, in_size))
-    matrix[np.arange(out_size), low] += 1 - frac
-    matrix[np.arange(out_size), high] += frac
-    return matrix
-
-
-def _to_uint8(images):
-    return np.clip(np.rint(images), 0, 255).astype("uint8")
-
-
-def load_digits_data(image_size, channels, val_split=0.2, seed=0) -> ImageData:
-    """scikit-learn's digits resized to ``image_size`` with ``channels`` channels."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    grey = digits.images * (255.0 / 16.0)
-    resize = bilinear_matrix(grey.shape[1], image_size)
-    images = _to_uint8(np.einsum("oh,nhw,pw->nop", resize, grey, resize))
-    images = np.repeat(images[..., None], channels, axis=-1)
-    labels = digits.target.astype("int32")
-    train, val = train_test_split(
-        np.arange(len(labels)), test_size=val_split, stratify=labels, random_state=seed
-    )
-    return ImageData(
-        images[train], labels[train], images[val], labels[val],
-        class_names=[str(c) for c in range(10)], source="digits (scikit-learn)",
-    )
+# ImageData, load_digits_data and load_image_file live in keras_cnnclassics.images
+# (shared with export); they are named here too because training's callers read
+# both data sources from this module.
 
 
 def class_folders(folder) -> dict[str, int]:
@@ -154,22 +94,11 @@ def _check_folder(folder, val_split):
     return list(counts)
 
 
-def _require_tensorflow():
-    try:
-        import tensorflow as tf  # noqa: F401
-    except ImportError:
-        raise ValueError(
-            "--data DIR decodes images with TensorFlow (keras.utils."
-            "image_dataset_from_directory); install it: pip install tensorflow-cpu."
-        ) from None
-    return tf
-
-
 def _collect(dataset, expected):
     """Decode a (image, label) dataset into uint8 arrays, skipping unreadable files."""
     images, labels = [], []
     for image, label in dataset.ignore_errors().as_numpy_iterator():
-        images.append(_to_uint8(image))
+        images.append(to_uint8(image))
         labels.append(label)
     return images, labels, expected - len(images)
 
@@ -177,7 +106,7 @@ def _collect(dataset, expected):
 def _read_folder(folder, image_size, channels, class_names, val_split, seed):
     """``image_dataset_from_directory`` for the training/validation split
     (``val_split``) or, with ``val_split=None``, every image in order."""
-    _require_tensorflow()
+    require_tensorflow()
     split = {"validation_split": val_split, "subset": "both"} if val_split else {}
     datasets = keras.utils.image_dataset_from_directory(
         folder,
@@ -251,47 +180,6 @@ def load_folder_images(folder, image_size, channels, class_names) -> tuple:
     remap = np.array([class_names.index(name) for name in present])
     x, y = _stack(images, labels)
     return x, remap[y].astype("int32"), skipped
-
-
-def unreadable_files(paths, limit=5):
-    """The first ``limit`` files TensorFlow cannot decode (to name them to the user)."""
-    tf = _require_tensorflow()
-    bad = []
-    for path in paths:
-        try:
-            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError):
-            bad.append(path)
-            if len(bad) >= limit:
-                break
-    return bad
-
-
-def load_image_file(path, image_size, channels) -> np.ndarray:
-    """One image decoded exactly as :func:`load_folder_data` does (``uint8`` HWC).
-
-    ``image_dataset_from_directory(..., crop_to_aspect_ratio=True)``: decode,
-    centre-crop to the target aspect ratio (Keras' ``smart_resize``), resize
-    bilinearly, round to ``uint8``.
-    """
-    tf = _require_tensorflow()
-    if not os.path.isfile(os.fspath(path)):
-        what = "is a folder, not an image file" if os.path.isdir(os.fspath(path)) else "does not exist"
-        raise ValueError(f"cannot read image {os.fspath(path)!r}: it {what}.")
-    try:
-        image = tf.io.decode_image(
-            tf.io.read_file(os.fspath(path)), channels=channels, expand_animations=False
-        )
-    except tf.errors.OpError as err:
-        reason = err.message.splitlines()[0] if err.message else type(err).__name__
-        reason = reason.split("}}")[-1].split("[Op:")[0].strip() or reason
-        raise ValueError(f"cannot read image {os.fspath(path)!r}: {reason}") from None
-    height, width = int(image.shape[0]), int(image.shape[1])
-    side = min(height, width)  # smart_resize's crop for a square target
-    top, left = (height - side) // 2, (width - side) // 2
-    image = image[top : top + side, left : left + side]
-    image = tf.image.resize(image, (image_size, image_size), method="bilinear")
-    return _to_uint8(image.numpy())
 
 
 def to_model_layout(images):

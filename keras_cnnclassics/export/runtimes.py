@@ -1,0 +1,89 @@
+"""The runtimes that run exported files: ONNX Runtime (CPU) and the ``ai-edge-litert`` interpreter."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class _OnnxRuntime:
+    def __init__(self, path, threads=None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        spec = self.session.get_inputs()[0]
+        self.name = spec.name
+        self.batch = spec.shape[0] if isinstance(spec.shape[0], int) else None
+        self.input_dtype = "float32"
+        self.input_quantization = None
+
+    def __call__(self, x):
+        return self.session.run(None, {self.name: x})[0].astype("float32")
+
+
+class _LiteRTRuntime:
+    def __init__(self, path, threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=path, num_threads=threads or os.cpu_count())
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        dynamic = self.input["shape_signature"][0] == -1
+        self.batch = None if dynamic else int(self.input["shape"][0])
+        self.input_dtype = np.dtype(self.input["dtype"]).name
+        scale, zero = self.input["quantization"]
+        self.input_quantization = (float(scale), int(zero)) if self.input_dtype != "float32" else None
+
+    def __call__(self, x):
+        interp = self.interpreter
+        if x.shape[0] != self.input["shape"][0]:
+            interp.resize_tensor_input(self.input["index"], list(x.shape))
+            interp.allocate_tensors()
+            self.input = interp.get_input_details()[0]
+            self.output = interp.get_output_details()[0]
+        if self.input_quantization:
+            scale, zero = self.input_quantization
+            info = np.iinfo(self.input["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.input["dtype"])
+        interp.set_tensor(self.input["index"], x)
+        interp.invoke()
+        y = interp.get_tensor(self.output["index"])
+        if np.dtype(self.output["dtype"]) != np.float32:
+            scale, zero = self.output["quantization"]
+            y = (y.astype("float32") - zero) * scale
+        return y.astype("float32")
+
+
+def load_runtime(path, threads=None):
+    """A callable ``runtime(x_nhwc_float32) -> outputs`` for an .onnx or .tflite file.
+
+    Runs in ONNX Runtime (CPU) or the ``ai-edge-litert`` interpreter with
+    ``threads`` threads (None: the runtime's default, all cores); quantized
+    uint8 inputs/outputs are (de)quantized with the file's scale and zero point.
+    ``runtime.batch`` is the file's fixed batch size (None when dynamic).
+    """
+    path = os.fspath(path)
+    if path.endswith(".onnx"):
+        return _OnnxRuntime(path, threads)
+    if path.endswith(".tflite"):
+        return _LiteRTRuntime(path, threads)
+    raise ValueError(f"{path!r}: expected an .onnx or .tflite file.")
+
+
+def run_batches(runtime, x):
+    """Outputs of ``runtime`` on every image of ``x`` (fixed batches padded, then cut)."""
+    step = runtime.batch or 1
+    outputs = []
+    for start in range(0, len(x), step):
+        chunk = x[start : start + step]
+        if len(chunk) < step:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - len(chunk), 0)])
+        outputs.append(runtime(chunk))
+    return np.concatenate(outputs)[: len(x)]

@@ -1,0 +1,81 @@
+"""Verification: the exported file, run in its runtime, against the Keras model's outputs.
+
+The export fails, leaving no file, when
+
+* float32: max |difference| of the outputs > 1e-4 x max(1, output range),
+* float16: max |difference| > 1e-2 times the range of the Keras outputs,
+* int8 / dynamic-int8: top-1 agreement with the Keras model < 95 % (``min_agreement``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from keras_cnnclassics.export.litert import check_builtin_ops
+from keras_cnnclassics.export.measure import latency_ms
+from keras_cnnclassics.export.report import ExportError, ExportReport
+from keras_cnnclassics.export.runtimes import load_runtime, run_batches
+
+FLOAT32_MAX_DIFF = 1e-4
+FLOAT16_MAX_RELATIVE_DIFF = 1e-2
+
+
+def limit(quantize, min_agreement):
+    if quantize == "none":
+        return f"max |diff| <= {FLOAT32_MAX_DIFF:g} x max(1, range)"
+    if quantize == "float16":
+        return f"max |diff| <= {FLOAT16_MAX_RELATIVE_DIFF:g} x range"
+    return f"top-1 agreement >= {min_agreement:.0%}"
+
+
+def passes(quantize, max_diff, output_range, agreement, min_agreement):
+    if quantize == "none":
+        # Probabilities: absolute. Logits of an untrained deep network can reach 1e20,
+        # where float32 rounding alone is larger: relative to their range.
+        return max_diff <= FLOAT32_MAX_DIFF * max(1.0, output_range)
+    if quantize == "float16":
+        return max_diff <= FLOAT16_MAX_RELATIVE_DIFF * output_range
+    return agreement >= min_agreement
+
+
+def verify(path, request, x, reference, labels, verified_on, writer, notes):
+    if request.format == "tflite":
+        check_builtin_ops(path)
+    try:
+        runtime = load_runtime(path)
+        outputs = run_batches(runtime, x)
+    except (RuntimeError, ValueError) as err:  # the runtimes' own load/prepare errors
+        runtime_name = "ONNX Runtime" if request.format == "onnx" else "the LiteRT interpreter"
+        raise ExportError(f"the exported file does not run in {runtime_name}: {err}") from None
+    max_diff = float(np.max(np.abs(outputs - reference)))
+    output_range = float(np.max(reference) - np.min(reference))
+    agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+    accuracy = None
+    if labels is not None and reference.shape[-1] == 10:
+        accuracy = {"keras": float(np.mean(reference.argmax(-1) == labels)),
+                    "file": float(np.mean(outputs.argmax(-1) == labels))}
+    precision = {"none": "float32", "float16": "float16", "dynamic-int8": "dynamic int8",
+                 "int8": f"int8 ({request.int8_io} io)" if request.format == "tflite" else "int8 (QDQ)"}
+    return ExportReport(
+        output=request.output,
+        format=request.format,
+        precision=precision[request.quantize],
+        size_bytes=os.path.getsize(path),
+        max_abs_diff=max_diff,
+        output_range=output_range,
+        top1_agreement=agreement,
+        latency_ms=latency_ms(runtime, x[0]),
+        samples=len(x),
+        verified_on=verified_on,
+        limit=limit(request.quantize, request.min_agreement),
+        passed=passes(request.quantize, max_diff, output_range, agreement, request.min_agreement),
+        writer=writer,
+        input_shape=(request.batch or "N", *x.shape[1:]),
+        input_dtype=runtime.input_dtype,
+        batch=request.batch or "dynamic",
+        input_quantization=runtime.input_quantization,
+        accuracy=accuracy,
+        notes=notes,
+    )
