@@ -5,6 +5,7 @@ registry (``list_models``, ``get_model``, ``model_info``) and the tools built on
 it. Everything runs on the TensorFlow, JAX and PyTorch backends.
 """
 
+import keras_cnnclassics.backend_support  # noqa: F401  first: enables oneDNN before TensorFlow loads
 from keras_cnnclassics.models import *  # noqa: F401,F403
 from keras_cnnclassics.models import __dict__ as _models_namespace
 from keras_cnnclassics.counting import count_params

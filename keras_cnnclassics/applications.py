@@ -23,6 +23,7 @@ import os
 import keras
 
 from keras_cnnclassics import weights as weights_lib
+from keras_cnnclassics.backend_support import require_channels_first_support
 
 POOLING_CHOICES = (None, "avg", "max")
 WEIGHT_SUFFIXES = (".weights.h5", ".keras", ".h5")
@@ -203,6 +204,7 @@ def build_model(
     """
     classes = spec.default_classes if classes is None else classes
     _validate_common(spec, include_top, weights, pooling, classes, classifier_activation)
+    require_channels_first_support(spec.name)
     classes = int(classes)  # numpy integers pass the check; Keras layers want a Python int
     if name is not None and (not isinstance(name, str) or not name or "/" in name):
         raise ValueError(f"{spec.name}: name must be None or a non-empty string without '/'; got {name!r}.")

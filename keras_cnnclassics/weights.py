@@ -69,10 +69,31 @@ def file_manifest(path) -> dict[str, list[tuple]]:
         ) from None
 
 
+# Groups Keras 3 writes beside a model's layers: ``optimizer/`` once the model is compiled
+# (``model.save_weights`` after ``fit``). They hold no layer weights, so they are not compared.
+_NON_LAYER_GROUPS = frozenset({"optimizer"})
+
+
+def _is_layer_group(group_path):
+    """True unless ``group_path`` lies in a model's non-layer group (``optimizer/...``).
+
+    A group named ``optimizer`` right under ``layers/`` is a layer (Keras names layer groups
+    after their class), so only a model-level ``optimizer`` group is left out.
+    """
+    parts = group_path.split("/")
+    return not any(
+        part in _NON_LAYER_GROUPS and (index == 0 or parts[index - 1] != "layers")
+        for index, part in enumerate(parts)
+    )
+
+
 def _keras3_manifest(h5):
+    """Layer name -> variable shapes of a Keras 3 ``.weights.h5``, its layer groups only."""
     manifest = {}
 
     def visit(group_path, obj):
+        if not _is_layer_group(group_path):
+            return
         if isinstance(obj, h5py.Group) and "vars" in obj and len(obj["vars"]):
             name = obj["vars"].attrs.get("name", group_path.rsplit("/", 1)[-1])
             name = name.decode() if isinstance(name, bytes) else str(name)
