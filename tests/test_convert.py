@@ -5,8 +5,9 @@ reference (eval mode, non-trivial BatchNorm, see ``conditioned_reference``) save
 the way its library publishes weights (torchvision ``.pth`` with DenseNet's legacy
 names, timm ``.safetensors``), converted by the tool (which verifies itself against
 the reference library), loaded through ``weights=``, and compared on a batch of 2
-at the default resolution: max |logit difference| <= 1e-4. Each model's case runs
-on one backend per CI run (``heavy("convert-<name>")``, chosen by hash): the copy
+at the default resolution: every logit within 1e-4 (+ 1e-4 relative, see
+``parity_tolerance``). Each model's case runs on one backend per CI run
+(``heavy("convert-<name>")``, chosen by hash): the copy
 is numpy and identical everywhere, and 40 models at 224-299 px on three backends
 would not fit CI's time; ``CNNCLASSICS_ALL_HEAVY=1`` (README) runs every model on
 every backend. Then the reader's safety and error messages, ``--classes``,
@@ -31,6 +32,7 @@ from keras_cnnclassics.checkpoints import read_checkpoint
 from keras_cnnclassics.convert import convert_checkpoint, family_mapping, head_layer, keras_name
 from keras_cnnclassics.registry import all_specs, get_spec
 
+from parity_tolerance import assert_logits_close, condition_batchnorm
 from reference import torch_logits, torch_reference, torchvision_models
 
 torch = pytest.importorskip("torch")
@@ -53,25 +55,14 @@ def conditioned_reference(reference, **kwargs):
     ``torch_reference``'s random BatchNorm statistics Inception v3's logits reach
     1e12, and even with statistics estimated from data and BN scales in [0.5, 1.5]
     torch's own float32 logits differ from its float64 ones by 2.2e-4 (Inception v3,
-    299x299), above the 1e-4 this test asserts. So: BN scales uniform in [0.1, 0.4]
-    (biases stay uniform in [-0.5, 0.5]), running statistics estimated on a random
-    batch (train-mode forward, cumulative average): all non-trivial, logits of a few
-    units, and torch's float32-vs-float64 difference 7.2e-6 on Inception v3.
+    299x299), above the 1e-4 this test asserts. So ``condition_batchnorm``: BN
+    scales uniform in [0.1, 0.4], running statistics estimated on a random batch:
+    all non-trivial, logits of a few units, and torch's float32-vs-float64
+    difference 7.2e-6 on Inception v3.
     """
+    spec = next(s for s in CONVERTIBLE if s.reference == reference)
     model = torch_reference(reference, **kwargs)
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for norm in norms:
-            norm.weight.copy_(torch.rand(norm.num_features, generator=gen) * 0.3 + 0.1)
-            norm.reset_running_stats()
-            norm.momentum = None  # cumulative average over the calibration batch
-        spec = next(s for s in CONVERTIBLE if s.reference == reference)
-        x = images(spec.input_shape[0], seed=7, batch=4).transpose(0, 3, 1, 2)
-        model.train()(torch.from_numpy(x.copy()))
-    for norm in norms:
-        norm.momentum = 0.1
-    return model.eval()
+    return condition_batchnorm(model, images(spec.input_shape[0], seed=7, batch=4))
 
 
 def library(spec):
@@ -118,9 +109,10 @@ def test_converted_checkpoint_matches_reference(spec, tmp_path):
     model = kc.get_model(spec.name, weights=output, classifier_activation=None)
     x = images(spec.input_shape[0])
     expected = torch_logits(reference, x)
-    diff = np.max(np.abs(logits(model, x) - expected))
+    got = logits(model, x)
+    diff = np.max(np.abs(got - expected))
     print(f"\nPARITY {spec.name} {keras.backend.backend()} max|diff| {diff:.2e} max|logit| {np.max(np.abs(expected)):.2f}")
-    assert diff <= TOLERANCE, f"{spec.name}: max |logit difference| {diff:.3g}"
+    assert_logits_close(got, expected)
 
 
 # ----------------------------------------------------------------------------------
@@ -360,7 +352,7 @@ def test_fine_tuned_checkpoint_keeps_its_head(tmp_path):
     assert result.checkpoint_classes == 10 and result.reinitialised == []
     model = kc.get_model(SMALL.name, classes=10, weights=tmp_path / "ft.weights.h5", classifier_activation=None)
     x = images(SMALL.input_shape[0])
-    assert np.max(np.abs(logits(model, x) - torch_logits(reference, x))) <= TOLERANCE
+    assert_logits_close(logits(model, x), torch_logits(reference, x))
 
 
 @sampled("convert-heads")

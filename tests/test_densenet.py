@@ -15,6 +15,7 @@ import keras_cnnclassics as kc
 from keras_cnnclassics.convert import state_dict_to_keras
 from keras_cnnclassics.registry import get_spec
 
+from parity_tolerance import assert_logits_close, calibration_images, condition_batchnorm
 from reference import torch_logits, torch_reference, torchvision_models
 
 
@@ -40,14 +41,14 @@ def test_densenet264_count_equals_torchvision_densenet_class():
 
 def _assert_logits_match(name, size):
     spec = get_spec(name)
-    reference = torch_reference(spec.reference)
+    reference = condition_batchnorm(torch_reference(spec.reference), calibration_images(size))
     model = kc.get_model(name, input_shape=(size, size, 3), classifier_activation=None)
     assert kc.count_params(model) == _torch_count(reference) == spec.params
     state_dict_to_keras(model, reference.state_dict())  # strict: every name must match
     x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
     got = np.asarray(model.predict(x, verbose=0))
     expected = torch_logits(reference, x)
-    assert np.max(np.abs(got - expected)) <= 1e-4 * max(1.0, np.max(np.abs(expected)))
+    assert_logits_close(got, expected)
 
 
 def test_densenet121_logits_match_torchvision():

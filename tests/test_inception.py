@@ -7,6 +7,7 @@ import keras
 import keras_cnnclassics as kc
 from keras_cnnclassics.convert import state_dict_to_keras
 
+from parity_tolerance import assert_logits_close, calibration_images, condition_batchnorm
 from reference import torch_logits, torch_reference, torchvision_models
 
 
@@ -23,14 +24,13 @@ def test_counts_equal_live_torchvision():
 
 
 def _assert_close(got, expected):
-    got = np.asarray(got)
-    assert got.shape == expected.shape
-    assert np.max(np.abs(got - expected)) <= 1e-4 * max(1.0, np.max(np.abs(expected)))
+    assert_logits_close(got, expected)
 
 
 def test_logits_match_torchvision_at_smallest_input():
     """75x75 is the smallest input torchvision's inception_v3 accepts (its meta min_size)."""
     reference = torch_reference("torchvision:inception_v3", aux_logits=False, init_weights=False)
+    condition_batchnorm(reference, calibration_images(75))
     model = kc.InceptionV3(input_shape=(75, 75, 3), classifier_activation=None)
     state_dict_to_keras(model, reference.state_dict())
     x = np.random.default_rng(0).normal(size=(2, 75, 75, 3)).astype("float32")
@@ -44,6 +44,7 @@ def test_aux_head_and_transform_input_match_torchvision_at_299():
     reference = torch_reference(
         "torchvision:inception_v3", aux_logits=True, transform_input=True, init_weights=False
     )
+    condition_batchnorm(reference, calibration_images(299))
     model = kc.InceptionV3(classifier_activation=None, aux_logits=True, transform_input=True)
     state_dict_to_keras(model, reference.state_dict())
     x = np.random.default_rng(1).normal(size=(2, 299, 299, 3)).astype("float32")

@@ -13,6 +13,7 @@ import keras_cnnclassics as kc
 from keras_cnnclassics.convert import state_dict_to_keras
 from keras_cnnclassics.registry import get_spec
 
+from parity_tolerance import assert_logits_close
 # (name, in, out, kernel) of every conv: three mlpconv blocks, the last ending in 10 class maps.
 NIN_CONVS = [
     ("conv1", 3, 192, 5), ("cccp1", 192, 160, 1), ("cccp2", 160, 96, 1),
@@ -87,7 +88,7 @@ def test_logits_match_the_pytorch_port():
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
     got = np.asarray(model.predict(x, verbose=0))
     assert np.max(np.abs(expected)) > 0.5  # the final ReLU left informative logits
-    assert np.max(np.abs(got - expected)) <= 1e-4 * max(1.0, np.max(np.abs(expected)))
+    assert_logits_close(got, expected)
 
 
 @pytest.mark.parametrize("dropout", [1.0, -0.1, "half"])

@@ -6,6 +6,7 @@ import pytest
 import keras_cnnclassics as kc
 from keras_cnnclassics.convert import state_dict_to_keras
 
+from parity_tolerance import assert_logits_close, calibration_images, condition_batchnorm
 from reference import torch_logits, torch_reference
 
 
@@ -20,10 +21,10 @@ from reference import torch_logits, torch_reference
 )
 def test_logits_match_torchvision(name, size):
     spec = kc.registry.get_spec(name)
-    reference = torch_reference(spec.reference)
+    reference = condition_batchnorm(torch_reference(spec.reference), calibration_images(size))
     model = kc.get_model(name, input_shape=(size, size, 3), classifier_activation=None)
     state_dict_to_keras(model, reference.state_dict())
     x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
     got = np.asarray(model.predict(x, verbose=0))
     expected = torch_logits(reference, x)
-    assert np.max(np.abs(got - expected)) <= 1e-4 * max(1.0, np.max(np.abs(expected)))
+    assert_logits_close(got, expected)
