@@ -18,10 +18,11 @@ import pytest
 
 import keras_cnnclassics as kc
 from keras_cnnclassics.checkpoints import read_checkpoint
-from keras_cnnclassics.convert import convert_checkpoint, import_reference_library
+from keras_cnnclassics.convert import convert_checkpoint
 from keras_cnnclassics.training import TrainConfig, evaluate, train
 from keras_cnnclassics.training.data import load_folder_data
 
+from reference import require
 from test_bad_input import QUICK, Unchanged, cli_error, raises, save_png
 
 
@@ -116,13 +117,11 @@ def test_a_keras_file_with_code_is_refused_and_never_runs(tmp_path, capsys):
 # ------------------------------------------------------------ PyTorch checkpoints
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("safetensors")
+    torch = require("torch")
+    require("safetensors")
     from safetensors.torch import save_file
 
-    models = import_reference_library("torchvision")
-    if models is None:
-        pytest.skip("torchvision is not installed")
+    models = require("torchvision")
     folder = tmp_path_factory.mktemp("checkpoints")
     state = models.squeezenet1_1(weights=None).state_dict()
     paths = {"pth": str(folder / "squeezenet1_1.pth"), "safetensors": str(folder / "squeezenet1_1.safetensors"),

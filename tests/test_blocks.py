@@ -9,6 +9,8 @@ import keras
 from keras_cnnclassics import blocks
 from keras_cnnclassics.layers import PoolPadding2D
 
+from reference import require
+
 # (kernel, stride, padding) as the families use them, and the other valid ones
 # (PyTorch requires padding <= kernel / 2).
 POOLS = [(k, s, p) for k, s, p in itertools.product((2, 3), (1, 2, 3), (0, 1)) if p <= k // 2]
@@ -25,7 +27,7 @@ def _keras_pool(size, kernel, stride, padding, ceil_mode, data_format="channels_
 @pytest.mark.parametrize("kernel, stride, padding", POOLS)
 @pytest.mark.parametrize("ceil_mode", [False, True])
 def test_max_pool2d_equals_torch(kernel, stride, padding, ceil_mode):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     for size in range(max(kernel, 4), 14):
         model = _keras_pool(size, kernel, stride, padding, ceil_mode)
         x = np.random.default_rng(size).normal(size=(2, size, size + 1, 4)).astype("float32")
@@ -53,7 +55,7 @@ def test_pool_padding_only_where_windows_need_it():
 
 
 def test_max_pool2d_channels_first_equals_torch():
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     previous = keras.config.image_data_format()
     keras.config.set_image_data_format("channels_first")
     try:

@@ -33,9 +33,9 @@ from keras_cnnclassics.convert import convert_checkpoint, family_mapping, head_l
 from keras_cnnclassics.registry import all_specs, get_spec
 
 from parity_tolerance import assert_logits_close, condition_batchnorm
-from reference import torch_logits, torch_reference, torchvision_models
+from reference import require, torch_logits, torch_reference, torchvision_models
 
-torch = pytest.importorskip("torch")
+torch = require("torch")
 
 TOLERANCE = 1e-4
 CONVERTIBLE = [spec for spec in all_specs() if spec.reference]

@@ -24,6 +24,7 @@ from keras_cnnclassics.images import load_digits_data
 from keras_cnnclassics.registry import all_specs
 
 from model_cases import damp_residual_branches, heavy, small_input_shape
+from reference import require
 
 NAMED = ("squeezenet1_1", "googlenet", "resnet18")
 PRECISIONS = ("none", "float16", "int8")
@@ -166,7 +167,7 @@ def test_dynamic_int8_on_digits_trained_lenet(digits_lenet, tmp_path):
 
 
 def test_folder_calibration_reads_images_through_preprocess_input(digits_lenet, tmp_path):
-    pytest.importorskip("PIL")
+    require("PIL")
     from PIL import Image
 
     folder = tmp_path / "calibration"

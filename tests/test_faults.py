@@ -27,6 +27,7 @@ from keras_cnnclassics import cli
 from keras_cnnclassics.training import TrainConfig
 from keras_cnnclassics.training.runfolder import RunFolder
 
+from reference import require
 from test_bad_input import Unchanged, cli_error, snapshot
 from test_training import QUICK, ROOT, _quiet_train, _sha, _weights
 
@@ -142,10 +143,8 @@ KILLED_CONVERSION = textwrap.dedent(
 
 
 def test_sigkill_during_conversion_keeps_the_previous_output(tmp_path):
-    torch = pytest.importorskip("torch")
-    models = kc.convert.import_reference_library("torchvision")
-    if models is None:
-        pytest.skip("torchvision is not installed")
+    torch = require("torch")
+    models = require("torchvision")
     checkpoint = tmp_path / "squeezenet1_1.pth"
     torch.save(models.squeezenet1_1(weights=None).state_dict(), checkpoint)
     folder = tmp_path / "weights out"

@@ -14,6 +14,7 @@ from keras_cnnclassics.convert import state_dict_to_keras
 from keras_cnnclassics.registry import get_spec
 
 from parity_tolerance import assert_logits_close
+from reference import require
 # (name, in, out, kernel) of every conv: three mlpconv blocks, the last ending in 10 class maps.
 NIN_CONVS = [
     ("conv1", 3, 192, 5), ("cccp1", 192, 160, 1), ("cccp2", 160, 96, 1),
@@ -78,7 +79,7 @@ TORCH_INDEX = {
 
 
 def test_logits_match_the_pytorch_port():
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     torch.manual_seed(0)
     reference = _torch_nin()
     model = kc.NiN(classifier_activation=None)

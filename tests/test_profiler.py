@@ -26,6 +26,8 @@ from keras_cnnclassics import profiler, stats
 from keras_cnnclassics.cli import main as cli_main
 from keras_cnnclassics.registry import all_specs, get_spec
 
+from reference import require
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 
@@ -384,7 +386,7 @@ def _torch_macs(reference, input_shape):
         if library == "torchvision":
             model = getattr(models, name)(weights=None)
         else:
-            model = pytest.importorskip("timm").create_model(name, pretrained=False)
+            model = require("timm").create_model(name, pretrained=False)
     total = [0]
 
     def hook(module, args, output):
@@ -449,7 +451,7 @@ def test_short_citation(paper, short):
 
 
 def test_complexity_chart(tmp_path):
-    pytest.importorskip("matplotlib")
+    require("matplotlib")
     names = ["alexnet", "vgg16", "lenet5", "googlenet"]
     path = tmp_path / "chart.png"
     points = kc.complexity_chart(path, names=names)

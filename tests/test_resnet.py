@@ -21,7 +21,7 @@ from keras_cnnclassics.layers import DropPath, GroupedConv2D, ZeroPadChannels
 from keras_cnnclassics.registry import all_specs, get_spec
 
 from parity_tolerance import assert_logits_close, calibration_images, condition_batchnorm
-from reference import torch_logits, torch_reference, torchvision_models
+from reference import require, torch_logits, torch_reference, torchvision_models
 
 RESIDUAL = [s for s in all_specs() if s.family in ("resnet", "resnet_v2", "resnet_cifar")]
 
@@ -103,14 +103,14 @@ def test_every_residual_model_has_a_reference_or_a_paper_count():
 )
 def test_registered_count_equals_the_live_reference_model(spec):
     """Sampled: the torch reference does not depend on the Keras backend."""
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     library, name = spec.reference.split(":")
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         if library == "torchvision":
             reference = getattr(torchvision_models(), name)(weights=None)
         else:
             torchvision_models()  # timm imports torchvision
-            reference = pytest.importorskip("timm").create_model(name, pretrained=False)
+            reference = require("timm").create_model(name, pretrained=False)
     assert sum(p.numel() for p in reference.parameters()) == spec.params
 
 
@@ -204,7 +204,7 @@ def test_grouped_conv_fallback_equals_native_grouped_conv(data_format, strides, 
     np.testing.assert_allclose(b, a, atol=1e-5)
 
     # Same layout as torch.nn.Conv2d(groups=g): group i sees only its input slice.
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     conv = torch.nn.Conv2d(16, 24, 3, strides, 1, groups=groups, bias=use_bias)
     with torch.no_grad():
         kernel = keras.ops.convert_to_numpy(split.kernel)
@@ -249,9 +249,9 @@ def test_grouped_layers_are_chosen_per_backend():
 def test_grouped_conv_exports_to_onnx_on_tensorflow():
     """Keras' native grouped Conv2D runs under XLA on TensorFlow and tf2onnx emits an
     invalid graph for it; the split-conv-concat fallback converts and matches."""
-    tf = pytest.importorskip("tensorflow")
-    tf2onnx = pytest.importorskip("tf2onnx")
-    ort = pytest.importorskip("onnxruntime")
+    tf = require("tensorflow")
+    tf2onnx = require("tf2onnx")
+    ort = require("onnxruntime")
     inputs = keras.Input((8, 8, 8))
     x = blocks.conv2d(inputs, 16, 3, 2, 1, groups=4, name="grouped")
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
