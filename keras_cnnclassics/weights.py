@@ -4,8 +4,11 @@ Keras' own loaders either warn and skip, or fail with a message about a variable
 path. Here a weights file is first read as a *manifest* (layer name -> variable
 shapes) and compared with the model, so a file for another architecture, depth
 or head size fails with a ``ValueError`` naming the layers and shapes, before a
-single variable is assigned. Writes go to a temporary file in the destination
-folder and are renamed into place, so a crash never leaves a half-written file.
+single variable is assigned. Only layers are compared: the optimizer state Keras saves
+beside them for a compiled model (``save_weights`` after ``fit``) is left out, as
+``model.load_weights`` leaves it out for a model that is not compiled. Writes go to a
+temporary file in the destination folder and are renamed into place, so a crash never
+leaves a half-written file.
 """
 
 from __future__ import annotations
@@ -283,7 +286,11 @@ def _umask():
 
 
 def save_weights(model, path, overwrite=False):
-    """Atomically write ``model``'s weights to a ``.weights.h5`` file."""
+    """Atomically write ``model``'s weights to a ``.weights.h5`` file.
+
+    As with ``model.save_weights``, a compiled model's optimizer state is saved too (a later
+    ``model.load_weights`` into a compiled model resumes it); ``weights=`` reads the layers only.
+    """
     if not os.fspath(path).endswith(".weights.h5"):
         raise ValueError(f"Weights file name must end in .weights.h5; got {path!r}.")
     with atomic_path(path, overwrite) as tmp:
