@@ -288,8 +288,8 @@ def _umask():
 def save_weights(model, path, overwrite=False):
     """Atomically write ``model``'s weights to a ``.weights.h5`` file.
 
-    As with ``model.save_weights``, a compiled model's optimizer state is saved too (a later
-    ``model.load_weights`` into a compiled model resumes it); ``weights=`` reads the layers only.
+    As with ``model.save_weights``, a compiled model's optimizer state is saved too;
+    ``weights=`` reads the layers only.
     """
     if not os.fspath(path).endswith(".weights.h5"):
         raise ValueError(f"Weights file name must end in .weights.h5; got {path!r}.")
