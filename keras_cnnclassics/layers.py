@@ -13,6 +13,25 @@ from keras import ops
 PACKAGE = "keras_cnnclassics"
 
 
+class SavedAsKerasClass:
+    """Mixin for a subclass of a Keras class that changes how it computes, never what.
+
+    Its objects report the Keras class they extend as ``__class__``, which is what
+    ``keras.saving.serialize_keras_object`` records: a saved ``.keras`` file holds
+    Keras' own class with the same configuration and loads where this package is
+    not installed. ``type(obj)`` is still the subclass, whose methods run.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        keras_bases = (base for base in cls.__mro__ if base.__module__.split(".")[0] == "keras")
+        cls._keras_class = next(keras_bases, None)  # None in a mixin of mixins
+
+    @property
+    def __class__(self):
+        return self._keras_class
+
+
 def _channel_axis():
     return -1 if keras.config.image_data_format() == "channels_last" else 1
 

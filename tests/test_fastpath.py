@@ -1,11 +1,14 @@
-"""keras_cnnclassics.fastpath: Keras' Conv2D/BatchNormalization/pooling layers with a
-PyTorch fast path must compute exactly what Keras' own layers compute, on every backend."""
+"""keras_cnnclassics._fastpath: Keras' Conv2D/BatchNormalization/pooling layers with a
+PyTorch fast path must compute exactly what Keras' own layers compute, on every backend,
+be saved as Keras' own layers, and be used only where switched on and tested."""
+
+import warnings
 
 import numpy as np
 import pytest
 
 import keras
-from keras_cnnclassics import fastpath
+from keras_cnnclassics import _fastpath as fastpath
 
 CONVS = [
     dict(filters=8, kernel_size=3, padding="same"),
@@ -137,20 +140,79 @@ def test_pooling_equals_keras_pooling_forward_and_backward(ours_class, keras_cla
         outputs.append(y)
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6, atol=1e-6)
     assert outputs[0].shape == outputs[1].shape
-    if fastpath._symmetric_padding(ours) is not None:  # the fast path ran: contiguous in the data format
+    if ours._torch_padding(tensor) is not None:  # the fast path ran: contiguous in the data format
         assert outputs[0].is_contiguous()
 
 
-def test_layers_round_trip_through_keras_files(tmp_path):
+def test_layers_are_saved_as_kerass_own_and_load_as_them(tmp_path):
     model = keras.Sequential([keras.Input((6, 6, 3)), fastpath.Conv2D(4, 3), fastpath.BatchNormalization(),
                               fastpath.MaxPooling2D(2), fastpath.AveragePooling2D(2)])
+    for layer in model.layers:
+        twin = layer.__class__.from_config(layer.get_config())
+        assert type(twin) is layer._keras_class  # Keras' own class ...
+        saved, twin_saved = (keras.saving.serialize_keras_object(item) for item in (layer, twin))
+        saved.pop("build_config", None)  # the twin is not built
+        assert saved == twin_saved  # ... saved alike
     path = tmp_path / "m.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
     assert [type(layer) for layer in restored.layers] == [
-        fastpath.Conv2D, fastpath.BatchNormalization, fastpath.MaxPooling2D, fastpath.AveragePooling2D]
+        keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D]
     x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype("float32")
-    np.testing.assert_array_equal(model.predict(x, verbose=0), restored.predict(x, verbose=0))
+    np.testing.assert_allclose(model.predict(x, verbose=0), restored.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_files_saved_with_the_former_package_layer_names_still_load():
+    config = keras.saving.serialize_keras_object(keras.layers.ReLU(name="r"))
+    config.update(module="keras_cnnclassics.fastpath", registered_name="keras_cnnclassics>ReLU")
+    assert type(keras.saving.deserialize_keras_object(config)) is keras.layers.ReLU
+
+
+def test_layer_class_is_the_fast_one_only_on_pytorch_with_a_tested_keras_when_switched_on(monkeypatch):
+    expected = fastpath.Conv2D if keras.backend.backend() == "torch" else keras.layers.Conv2D
+    monkeypatch.delenv(fastpath.ENVIRONMENT_SWITCH, raising=False)
+    assert fastpath.layer_class(keras.layers.Conv2D) is expected
+    assert fastpath.layer_class(keras.layers.Dense) is keras.layers.Dense  # no fast path for it
+    monkeypatch.setenv(fastpath.ENVIRONMENT_SWITCH, "0")
+    assert fastpath.layer_class(keras.layers.Conv2D) is keras.layers.Conv2D
+    monkeypatch.setenv(fastpath.ENVIRONMENT_SWITCH, "off")
+    with pytest.raises(ValueError, match="KERAS_CNNCLASSICS_FASTPATH='off': set it to 1 .* or 0"):
+        fastpath.layer_class(keras.layers.Conv2D)
+
+
+@pytest.mark.parametrize("version, tested", [("3.15.1", True), ("3.15.0.dev2026", True), ("3.16.0", False),
+                                             ("3.14.9", False), ("4.0.0", False)])
+def test_only_tested_keras_versions_get_the_fast_path_others_warn_once(monkeypatch, version, tested):
+    monkeypatch.setattr(keras, "version", lambda: version)
+    monkeypatch.delenv(fastpath.ENVIRONMENT_SWITCH, raising=False)
+    fastpath.tested_keras.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert fastpath.tested_keras() is tested
+            assert fastpath.tested_keras() is tested
+        assert len(caught) == (0 if tested else 1)
+        if not tested:
+            assert f"with Keras {version} models use Keras' own layers" in str(caught[0].message)
+            assert fastpath.layer_class(keras.layers.ReLU) is keras.layers.ReLU
+    finally:
+        fastpath.tested_keras.cache_clear()
+
+
+def test_a_model_built_with_the_switch_off_holds_kerass_layers_and_computes_the_same(monkeypatch):
+    import keras_cnnclassics as kc
+
+    x = np.random.default_rng(4).normal(size=(2, 64, 64, 3)).astype("float32")
+    keras.utils.set_random_seed(5)
+    fast = kc.get_model("googlenet", input_shape=(64, 64, 3))
+    monkeypatch.setenv(fastpath.ENVIRONMENT_SWITCH, "0")
+    keras.utils.set_random_seed(5)
+    plain = kc.get_model("googlenet", input_shape=(64, 64, 3))
+    assert all(type(layer) is layer.__class__ for layer in plain.layers)
+    assert all(type(layer).__module__.startswith("keras.") for layer in plain.layers)
+    if keras.backend.backend() == "torch":
+        assert any(isinstance(layer, fastpath.Conv2D) for layer in fast.layers)
+    np.testing.assert_allclose(fast.predict(x, verbose=0), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 def _count_direct_calls(monkeypatch):

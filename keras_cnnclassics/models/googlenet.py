@@ -33,6 +33,7 @@ from keras_cnnclassics.blocks import (
     adaptive_avg_pool,
     avg_pool2d,
     batch_norm,
+    channel_affine,
     classifier_output,
     concat,
     conv2d,
@@ -43,7 +44,7 @@ from keras_cnnclassics.blocks import (
     spatial_shape,
 )
 from keras_cnnclassics.convert import aux_head_mapping
-from keras_cnnclassics.layers import ChannelAffine, LocalResponseNormalization
+from keras_cnnclassics.layers import LocalResponseNormalization
 from keras_cnnclassics.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from keras_cnnclassics.preprocessing import torch_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
@@ -125,7 +126,7 @@ def transform_input_layer(x):
     """
     scale = [s / 0.5 for s in IMAGENET_STD]
     offset = [(m - 0.5) / 0.5 for m in IMAGENET_MEAN]
-    return ChannelAffine(scale, offset, name="transform_input")(x)
+    return channel_affine(x, scale, offset, name="transform_input")
 
 
 def inception_module(x, module, *, name, style):

@@ -1,55 +1,54 @@
-"""``Conv2D`` and ``BatchNormalization`` with a PyTorch-backend inference fast path.
+"""A PyTorch-backend inference fast path for Keras' ``Conv2D``, ``BatchNormalization``,
+``MaxPooling2D``, ``AveragePooling2D``, ``ReLU``, ``Concatenate`` and ``Add``.
 
-Both are the Keras layers (same variables, configs, training, mixed precision and
-outputs on every backend); only inference on the PyTorch backend takes a shorter
-road. Measured with torch's profiler on ResNet-50 (batch 16, channels_first, 2-core
-CI machine), Keras' PyTorch backend spends, per forward pass, beyond torchvision:
+Private: :mod:`keras_cnnclassics.blocks` asks :func:`layer_class` for each layer it
+builds. It gets the subclass defined here only when :func:`enabled`: the PyTorch
+backend, a Keras version in :data:`TESTED_KERAS` (another version warns once and gets
+Keras' own layers) and the environment variable ``KERAS_CNNCLASSICS_FASTPATH`` not
+``0``. Otherwise, and always on TensorFlow and JAX, models hold Keras' own layers.
 
-* ~38 ms copying every convolution kernel from Keras' ``(kh, kw, in, out)`` layout
-  to a contiguous ``(out, in, kh, kw)`` tensor, on every call;
-* ~24 ms on BatchNormalization computed as three passes over the activations
-  (``(x - mean) * (gamma / sqrt(var + eps)) + beta``) where ``torch.batch_norm``
-  makes one;
-* one more pass per biased convolution adding the bias after the convolution,
-  and a new tensor for a fused ReLU where the convolution's own output can be
-  rectified in place.
+Each subclass has Keras' layer's variables, configuration, training behaviour and
+outputs; it is saved as Keras' own layer (:class:`~keras_cnnclassics.layers.SavedAsKerasClass`),
+so a ``.keras`` file loads where this package is not installed (and loads back
+as Keras' own layer). What changes on the PyTorch backend:
 
-Pooling has a third cost: Keras' PyTorch backend makes every pooled tensor
-contiguous in ``(N, C, H, W)`` first, and PyTorch's CPU pooling kernels are an
-order of magnitude slower in that layout than in ``channels_last`` (3x3 max pool
-on 16x480x28x28: 69 ms vs 4.5 ms; half of a GoogLeNet pass in
-``torch.profiler``). :class:`MaxPooling2D` and :class:`AveragePooling2D` pool in
-``channels_last`` memory on the PyTorch backend (training included: nothing is
-cached) and hand back the layout Keras' own layers return.
+* Convolution at inference (no gradient recorded, float32): Keras copies every
+  kernel from ``(kh, kw, in, out)`` to PyTorch's ``(out, in, kh, kw)`` on every
+  call and adds the bias in a second pass. :class:`Conv2D` keeps the re-laid
+  kernel until the variable changes (keyed on the tensor's storage and version
+  counter), hands the bias to ``torch.conv2d`` and rectifies its own new output
+  in place when its activation is ReLU.
+* BatchNormalization at inference is one ``torch.batch_norm`` pass instead of
+  three (``(x - mean) * (gamma / sqrt(var + eps)) + beta``).
+* Pooling (training too) runs on the input laid out in ``channels_last`` memory,
+  where PyTorch's CPU pooling kernels are an order of magnitude faster than in
+  the contiguous ``(N, C, H, W)`` layout Keras' backend makes first. A max pool
+  whose ``"same"`` padding Keras splits unevenly replicates the border (the
+  maximum is the same as with Keras' padding).
+* Keras' ``Layer.__call__`` (input conversion, signature binding, training flag
+  and mask resolution, name and autocast scopes, ``torch.nn.Module.__call__``)
+  costs far more than ``call`` for small layers. All these layers call ``call``
+  directly when none of that bookkeeping has anything to do
+  (:func:`_bookkeeping_idle`): a built layer, float32 tensors in, no gradient
+  recorded, no autocast scope, mask, activity regularizer, quantization,
+  distribution or PyTorch hook, and ``training=False`` passed to layers that take
+  it (as ``predict`` does). That check reads Keras internals, hence the version gate.
 
-Here, when no gradient is recorded (``predict``, ``torch.no_grad``,
-``torch.inference_mode``) and the layer computes in its variables' dtype,
-:class:`Conv2D` keeps the re-laid kernel until the variable changes (keyed on the
-tensor's storage and version counter) and hands the bias to ``torch.conv2d``;
-:class:`BatchNormalization` calls ``torch.batch_norm`` with the moving
-statistics. Every other case (training, other backends, mixed precision, padding
-Keras resolves asymmetrically) runs Keras' own ``call``.
-
-Last, the per-layer bookkeeping: Keras' ``Layer.__call__`` converts inputs,
-binds the call signature, resolves training flags and masks, opens name and
-autocast scopes, and goes through ``torch.nn.Module.__call__`` and
-``Operation.__call__`` before it reaches ``call`` -- about 35 us per ReLU and
-230 us per BatchNormalization on the 2-core CI machine, against 4-76 us for
-``call`` itself. All these layers (and :class:`ReLU`, :class:`Concatenate`,
-:class:`Add`) call ``call`` directly when none of that bookkeeping has anything
-to do (:func:`_bookkeeping_idle`): a built layer, float32 tensors in, no gradient
-recorded, no autocast scope, mask, activity regularizer, quantization,
-distribution or PyTorch hook, and, for layers with a ``training`` argument,
-``training=False`` passed (as ``predict`` does).
+Every other case (training, mixed precision, padding Keras splits unevenly for a
+convolution or an average pool) runs Keras' own ``call``.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+import warnings
 import weakref
 
 import keras
 
-from keras_cnnclassics.layers import PACKAGE
+from keras_cnnclassics.layers import PACKAGE, SavedAsKerasClass
 
 try:  # Keras' own checks, used by Layer.__call__; absent in another Keras layout
     from keras.src.backend.common.masking import get_keras_mask
@@ -57,8 +56,54 @@ try:  # Keras' own checks, used by Layer.__call__; absent in another Keras layou
 except ImportError:  # pragma: no cover - then every call takes Keras' own __call__
     get_keras_mask = get_autocast_scope = None
 
+ENVIRONMENT_SWITCH = "KERAS_CNNCLASSICS_FASTPATH"
+# Keras versions (major, minor) the fast path is tested with: from the first, before the second.
+TESTED_KERAS = ((3, 15), (3, 16))
+
 # layer -> ((storage pointer, version), kernel in PyTorch's layout)
 _TORCH_KERNELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def keras_minor_version(version: str) -> tuple:
+    """(major, minor) of a Keras version string such as ``"3.15.1"`` or ``"3.16.0.dev0"``."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+@functools.cache
+def tested_keras() -> bool:
+    """Whether the installed Keras is one the fast path is tested with; warns once if not."""
+    version = keras.version()
+    if TESTED_KERAS[0] <= keras_minor_version(version) < TESTED_KERAS[1]:
+        return True
+    first, last = (".".join(map(str, v)) for v in TESTED_KERAS)
+    warnings.warn(
+        f"keras_cnnclassics: the PyTorch fast path is tested with Keras >={first},<{last}; "
+        f"with Keras {version} models use Keras' own layers (set {ENVIRONMENT_SWITCH}=0 to "
+        "silence this).",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return False
+
+
+def switched_on() -> bool:
+    """The environment switch: ``KERAS_CNNCLASSICS_FASTPATH`` unset, ``1`` or ``0``."""
+    value = os.environ.get(ENVIRONMENT_SWITCH, "1").strip() or "1"
+    if value not in ("0", "1"):
+        raise ValueError(f"{ENVIRONMENT_SWITCH}={value!r}: set it to 1 (the default) or 0 (Keras' own layers).")
+    return value == "1"
+
+
+def enabled() -> bool:
+    """Whether models built now get the fast layers (see the module docstring)."""
+    return switched_on() and keras.backend.backend() == "torch" and tested_keras()
+
+
+def layer_class(keras_class):
+    """``keras_class``, or its fast-path subclass where :func:`enabled`."""
+    fast = _FAST_CLASSES.get(keras_class)
+    return fast if fast is not None and enabled() else keras_class
 
 
 def _torch_inference(layer, inputs) -> bool:
@@ -104,7 +149,7 @@ def _bookkeeping_idle(layer, args, kwargs) -> bool:
     )
 
 
-class _DirectCall:
+class _DirectCall(SavedAsKerasClass):
     """Mixin: ``layer(x)`` runs ``layer.call(x)`` when Keras' bookkeeping is idle."""
 
     def __call__(self, *args, **kwargs):
@@ -127,7 +172,12 @@ def _symmetric_padding(layer):
     return None
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+def same_padding(size, window, stride):
+    """(before, after) cells Keras' ``"same"`` pads on one axis (TensorFlow's rule)."""
+    total = max((-(-size // stride) - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
 class Conv2D(_DirectCall, keras.layers.Conv2D):
     """``keras.layers.Conv2D``; on PyTorch, inference is one ``torch.conv2d`` call
     with a cached kernel layout and the bias fused (see the module docstring)."""
@@ -162,7 +212,6 @@ class Conv2D(_DirectCall, keras.layers.Conv2D):
         return cached[1]
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class BatchNormalization(_DirectCall, keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization``; on PyTorch, inference is one
     ``torch.batch_norm`` pass (see the module docstring)."""
@@ -187,37 +236,57 @@ class BatchNormalization(_DirectCall, keras.layers.BatchNormalization):
         return x if axis == 1 else x.movedim(1, axis)
 
 
+def _eager_torch_tensor(inputs) -> bool:
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return isinstance(inputs, torch.Tensor) and inputs.device.type != "meta"
+
+
 class _ChannelsLastPooling:
     """Mixin for Keras' 2-D pooling layers: on PyTorch, ``_torch_pool`` runs on the
     input laid out in ``channels_last`` memory and the result comes back in the
     layout Keras' own layer returns; elsewhere Keras' ``call`` runs."""
 
     def call(self, inputs):
-        padding = _symmetric_padding(self)
-        if keras.backend.backend() != "torch" or padding is None:
+        padding = self._torch_padding(inputs) if _eager_torch_tensor(inputs) else None
+        if padding is None:
             return super().call(inputs)
         import torch
 
-        if not isinstance(inputs, torch.Tensor) or inputs.device.type == "meta":
-            return super().call(inputs)
         channels_last = self.data_format == "channels_last"
         x = inputs.permute(0, 3, 1, 2) if channels_last else inputs
         x = self._torch_pool(x.contiguous(memory_format=torch.channels_last), padding)
         return x.permute(0, 2, 3, 1) if channels_last else x.contiguous()
 
+    def _torch_padding(self, inputs):
+        """PyTorch's symmetric padding, or None to run Keras' ``call``."""
+        return _symmetric_padding(self)
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+
 class MaxPooling2D(_DirectCall, _ChannelsLastPooling, keras.layers.MaxPooling2D):
     """``keras.layers.MaxPooling2D``; on PyTorch, pools in ``channels_last`` memory
     (see the module docstring)."""
 
+    def _torch_padding(self, inputs):
+        """Symmetric padding, or ``((top, bottom), (left, right))`` where ``"same"`` pads unevenly."""
+        padding = super()._torch_padding(inputs)
+        if padding is not None or self.padding != "same":
+            return padding
+        spatial = inputs.shape[2:] if self.data_format == "channels_first" else inputs.shape[1:3]
+        return tuple(same_padding(n, k, s) for n, k, s in zip(spatial, self.pool_size, self.strides))
+
     def _torch_pool(self, x, padding):
         import torch
 
+        if isinstance(padding[0], tuple):  # the border repeated never wins a maximum it was not in
+            (top, bottom), (left, right) = padding
+            x = torch.nn.functional.pad(x, (left, right, top, bottom), mode="replicate")
+            padding = 0
         return torch.nn.functional.max_pool2d(x, self.pool_size, self.strides, padding)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class AveragePooling2D(_DirectCall, _ChannelsLastPooling, keras.layers.AveragePooling2D):
     """``keras.layers.AveragePooling2D``; on PyTorch, pools in ``channels_last`` memory
     (see the module docstring). ``"same"`` padding averages only the cells inside the
@@ -230,19 +299,25 @@ class AveragePooling2D(_DirectCall, _ChannelsLastPooling, keras.layers.AveragePo
                                               count_include_pad=False)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class ReLU(_DirectCall, keras.layers.ReLU):
     """``keras.layers.ReLU``; on PyTorch inference, called without Keras' per-call
     bookkeeping (see the module docstring)."""
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class Concatenate(_DirectCall, keras.layers.Concatenate):
     """``keras.layers.Concatenate``; on PyTorch inference, called without Keras' per-call
     bookkeeping (see the module docstring)."""
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class Add(_DirectCall, keras.layers.Add):
     """``keras.layers.Add``; on PyTorch inference, called without Keras' per-call
     bookkeeping (see the module docstring)."""
+
+
+_FAST_CLASSES = {fast._keras_class: fast for fast in (
+    Conv2D, BatchNormalization, MaxPooling2D, AveragePooling2D, ReLU, Concatenate, Add)}
+
+# Files saved before these layers were saved as Keras' own name them "keras_cnnclassics>Conv2D", ...
+keras.saving.get_custom_objects().update(
+    {f"{PACKAGE}>{keras_class.__name__}": keras_class for keras_class in _FAST_CLASSES}
+)
