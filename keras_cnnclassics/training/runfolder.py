@@ -20,15 +20,18 @@ Every file is written to a temporary name in the folder and renamed into place
 leaves the previous version intact. ``checkpoint.npz`` is written last at the
 end of an epoch: it is the commit point ``--resume`` continues from.
 
-The ``.lock`` file is held with ``fcntl.flock`` while a training runs: a second
-training on the same folder is refused with the holder's PID; the lock dies
-with its process (SIGKILL included), so there is never a stale lock to clean up.
+The ``.lock`` file is held while a training runs (``fcntl.flock`` on Linux and
+macOS, ``msvcrt.locking`` on Windows): a second training on the same folder is
+refused with the holder's PID; the lock dies with its process (SIGKILL
+included), so there is never a stale lock to clean up. Where neither call
+exists the PID file is informative only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -232,14 +235,37 @@ class RunFolder:
         return meta
 
 
-def _try_lock(fd, path):
+# Windows locks byte ranges and refuses reads of a locked range: lock one byte far past
+# the PID so that a refused training can still read who holds the folder.
+_WINDOWS_LOCK_OFFSET = 1 << 20
+
+
+def _lock_without_waiting(fd):
+    """Lock the open file ``fd`` for this process; ``OSError`` if another process holds it."""
     try:
         import fcntl
-    except ImportError:  # Windows: no advisory locks; the PID file is informative only
+    except ImportError:
+        fcntl = None
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        import msvcrt
+    except ImportError:
+        return  # neither call: the PID file is informative only
+    os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)
+
+
+def _try_lock(fd, path):
+    try:
+        _lock_without_waiting(fd)
+    except OSError as err:
+        if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # not "held elsewhere"
+            raise
         with open(path, encoding="utf-8") as handle:
             holder = handle.read().split()
         who = f"process {holder[0]} on {holder[1]}" if len(holder) >= 2 else "another process"
