@@ -123,7 +123,7 @@ def require_tensorflow():
         import tensorflow as tf
     except ImportError:
         raise ValueError(
-            "--data DIR decodes images with TensorFlow (keras.utils."
+            "reading image files needs TensorFlow's decoders (keras.utils."
             "image_dataset_from_directory); install it: pip install tensorflow-cpu."
         ) from None
     return tf

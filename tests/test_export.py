@@ -137,14 +137,16 @@ def test_named_models_export_verified(named_model, tmp_path, name, fmt, quantize
 # ------------------------------------------------------ int8 on a trained model
 
 
-@pytest.mark.parametrize("fmt, io", [("tflite", "uint8"), ("tflite", "float"), ("onnx", "float")])
+@pytest.mark.parametrize("fmt, io", [("tflite", "uint8"), ("tflite", "float"), ("onnx", None)])
 def test_int8_on_digits_trained_lenet_keeps_its_answers(digits_lenet, tmp_path, fmt, io):
+    """ONNX int8 needs no int8_io: float input/output is its default (and its only choice)."""
     report = _export(digits_lenet, fmt, tmp_path / f"lenet.{fmt}", quantize="int8",
                      calibration="digits", int8_io=io)
     assert report.top1_agreement >= 0.95
     assert report.accuracy["keras"] >= 0.9
     assert report.accuracy["file"] >= report.accuracy["keras"] - 0.03
     assert report.input_dtype == ("uint8" if io == "uint8" else "float32")
+    assert report.precision == {"uint8": "int8 (uint8 io)", "float": "int8 (float io)", None: "int8 (QDQ)"}[io]
     if io == "uint8":
         scale, zero = report.input_quantization
         assert scale == pytest.approx(1 / 255, rel=0.05) and zero == 0  # [0, 1] input, uint8
@@ -260,7 +262,7 @@ def test_failed_verification_writes_nothing(tmp_path, monkeypatch):
     [
         ({"format": "coreml"}, ValueError, "unknown format 'coreml'"),
         ({"quantize": "int4"}, ValueError, "unknown quantization 'int4'"),
-        ({"format": "onnx", "quantize": "int8", "calibration": "digits"}, ValueError,
+        ({"format": "onnx", "quantize": "int8", "calibration": "digits", "int8_io": "uint8"}, ValueError,
          "uint8 input/output is not supported for onnx"),
         ({"quantize": "int8"}, ValueError, "needs representative images"),
         ({"quantize": "float16", "calibration": "digits"}, ValueError, "only used by the int8"),
@@ -272,6 +274,7 @@ def test_failed_verification_writes_nothing(tmp_path, monkeypatch):
         ({"batch_size": 0}, ValueError, "positive integer or 'dynamic'"),
         ({"int8_io": "int16"}, ValueError, "int8_io must be"),
         ({"min_agreement": 1.5}, ValueError, "min_agreement must be a fraction"),
+        ({"seed": -1}, ValueError, "seed must be a non-negative integer"),
     ],
 )
 def test_bad_options_fail_before_building(tmp_path, monkeypatch, kwargs, error, message):
@@ -316,6 +319,42 @@ def test_cli_exports_then_refuses_to_overwrite(tmp_path, capsys):
     assert "needs representative images" in capsys.readouterr().err
     assert cli.main(["export", "lenet5", "--format", "onnx", "--output", str(target), "--input-shape", "3,3"]) == 2
     assert "--input-shape must be H,W,C" in capsys.readouterr().err
+
+
+def _file_outputs(path, x):
+    return load_runtime(str(path))(x)
+
+
+def test_cli_seed_fixes_the_random_weights(tmp_path):
+    """--seed N: the same N gives the same file's outputs, another N other outputs."""
+    paths = {name: tmp_path / f"{name}.tflite" for name in ("a", "b", "c")}
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        argv = ["export", "lenet5", "--format", "tflite", "--output", str(paths[name]), "--seed", seed, "--json"]
+        assert cli.main(argv) == 0
+    x = np.random.default_rng(0).uniform(0, 1, (1, 32, 32, 1)).astype("float32")
+    same, other = _file_outputs(paths["b"], x), _file_outputs(paths["c"], x)
+    np.testing.assert_array_equal(_file_outputs(paths["a"], x), same)
+    assert np.max(np.abs(same - other)) > 1e-3
+
+
+def test_seed_is_refused_for_a_model_that_has_its_weights(tmp_path):
+    with pytest.raises(ValueError, match="seed apply to registry names"):
+        _export(get_model("lenet5"), "onnx", tmp_path / "m.onnx", seed=1)
+    assert os.listdir(tmp_path) == []
+
+
+def test_export_prints_the_table_only_unless_verbose(tmp_path, capfd):
+    """verbose=1: the table and nothing else (no converter log lines, warnings or why a
+    worker process wrote the file); verbose=2 adds that reason."""
+    model = get_model("lenet5")
+    report = export_model(model, "onnx", str(tmp_path / "quiet.onnx"))
+    out, err = capfd.readouterr()
+    assert out == report.table(details=False) + "\n" and err == ""
+    assert (report.writer_reason is None) == (keras.backend.backend() == "torch")
+    if report.writer_reason:
+        assert report.writer_reason not in out
+        loud = export_model(model, "onnx", str(tmp_path / "loud.onnx"), verbose=2)
+        assert f"written by: {loud.writer}: {loud.writer_reason}" in capfd.readouterr().out
 
 
 def test_tools_put_global_flags_first_and_fix_the_format():

@@ -4,10 +4,11 @@
     python tools/export_tflite.py squeezenet1_1 --output squeezenet1_1_int8.tflite \\
         [--weights W] [--input-shape 224,224,3] [--batch-size 1|dynamic] \\
         [--quantize none|float16|dynamic-int8|int8 --calibration DIR|digits|random] \\
-        [--int8-io uint8|float] [--force]
+        [--int8-io uint8|float] [--seed N] [--force]
 
 ``--backend tensorflow|jax|torch`` (anywhere) picks the Keras backend; ``--debug``
-shows tracebacks. Errors: one line on stderr, exit code 2, no file written.
+shows tracebacks; ``--verbose`` shows the converters' and TensorFlow's own log
+lines. Errors: one line on stderr, exit code 2, no file written.
 """
 
 import sys

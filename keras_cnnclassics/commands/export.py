@@ -4,18 +4,15 @@
         [--input-shape 224,224,3] [--batch-size 1|dynamic]
         [--quantize none|float16|dynamic-int8|int8 --calibration DIR|digits|random]
         [--int8-io uint8|float] [--classes N] [--preprocess NAME|none]
-        [--min-agreement 0.95] [--force]
+        [--min-agreement 0.95] [--seed N] [--force] [--json] [--verbose]
 
 A thin wrapper over :func:`keras_cnnclassics.export.export_model`: prints the
-verification table; bad options and failed verification are one line (plus the
-table) on stderr, exit code 2, and no file written.
+verification table (``--verbose``: also the converters' own log lines and
+warnings); bad options and failed verification are one line (plus the table) on
+stderr, exit code 2, and no file written.
 """
 
 from __future__ import annotations
-
-FORMAT_CHOICES = ("onnx", "tflite")
-QUANTIZE_CHOICES = ("none", "float16", "dynamic-int8", "int8")
-
 
 def input_shape(text):
     """``"224,224,3"`` -> ``(224, 224, 3)``."""
@@ -42,13 +39,17 @@ def add_arguments(parser, fixed_format=None):
     parser.add_argument("--batch-size", default="1", help="fixed batch size of the input, or 'dynamic' (default 1)")
     parser.add_argument("--quantize", default="none", help="none, float16, dynamic-int8 or int8 (default none)")
     parser.add_argument("--calibration", help="int8 representative images: a folder, 'digits' or 'random'")
-    parser.add_argument("--int8-io", default="uint8", help="uint8 or float input/output of a TFLite int8 file")
+    parser.add_argument("--int8-io", help="uint8 or float input/output of an int8 file "
+                        "(default: uint8 for tflite, float for onnx, the only one ONNX Runtime takes)")
     parser.add_argument("--classes", type=int, help="head size of a registry model (to match --weights)")
     parser.add_argument("--preprocess", help="registry name whose preprocess_input to use, or 'none'")
     parser.add_argument("--min-agreement", type=float, default=0.95,
                         help="int8 limit: top-1 agreement with the Keras model (default 0.95)")
+    parser.add_argument("--seed", type=int, help="fixes the random initial weights of a model exported without --weights")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the converters' and runtimes' log lines and warnings")
 
 
 def register(subparsers):
@@ -69,7 +70,10 @@ def run(args):
     import sys
 
     from keras_cnnclassics.cli import CommandError
-    from keras_cnnclassics.export import ExportError, export_model
+    from keras_cnnclassics.export.quiet import silenced
+
+    with silenced(not args.verbose):  # TensorFlow's import-time log lines ignore TF_CPP_MIN_LOG_LEVEL
+        from keras_cnnclassics.export import ExportError, export_model
 
     try:
         report = _export(args, export_model)
@@ -97,5 +101,13 @@ def _export(args, export_model):
         classes=args.classes,
         preprocess=args.preprocess,
         min_agreement=args.min_agreement,
-        verbose=not args.json,
+        seed=args.seed,
+        verbose=_verbosity(args),
     )
+
+
+def _verbosity(args):
+    """export_model's ``verbose``: 0 with --json (the JSON only), 2 with --verbose, else 1."""
+    if args.json:
+        return 0
+    return 2 if args.verbose else 1

@@ -24,22 +24,32 @@ runtime against the Keras model before the file is moved into place
 all threads) for the benchmark.
 """
 
-from keras_cnnclassics.export.calibration import calibration_images
-from keras_cnnclassics.export.litert import check_builtin_ops
-from keras_cnnclassics.export.measure import measure_file
-from keras_cnnclassics.export.options import FORMATS, QUANTIZATIONS
-from keras_cnnclassics.export.pipeline import export_model
-from keras_cnnclassics.export.report import ExportError, ExportReport
-from keras_cnnclassics.export.runtimes import load_runtime
+import importlib
 
-__all__ = [
-    "export_model",
-    "ExportReport",
-    "ExportError",
-    "measure_file",
-    "load_runtime",
-    "check_builtin_ops",
-    "calibration_images",
-    "FORMATS",
-    "QUANTIZATIONS",
-]
+# Public name -> the module that defines it, imported on first use (PEP 562), so that
+# ``keras_cnnclassics.export.quiet`` can be imported before Keras loads.
+_PUBLIC = {
+    "export_model": "pipeline",
+    "ExportReport": "report",
+    "ExportError": "report",
+    "measure_file": "measure",
+    "load_runtime": "runtimes",
+    "check_builtin_ops": "litert",
+    "calibration_images": "calibration",
+    "FORMATS": "options",
+    "QUANTIZATIONS": "options",
+}
+
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

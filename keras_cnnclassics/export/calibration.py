@@ -31,15 +31,16 @@ def calibration_files(folder):
     return files
 
 
-def _square_side(shape, source):
+def _square_side(shape, what):
+    """The side of a square ``(H, W, C)`` input (ValueError naming ``what`` otherwise)."""
     height, width, _ = shape
     if height != width:
-        raise ValueError(f"{source} calibration needs a square input; got {shape}.")
+        raise ValueError(f"{what} needs a square input; got {shape}.")
     return height
 
 
 def _folder_images(folder, shape, count):
-    side = _square_side(shape, "folder")
+    side = _square_side(shape, "calibration from a folder")
     images, bad = [], []
     for path in calibration_files(folder)[:count]:
         try:
@@ -62,7 +63,7 @@ def calibration_images(source, shape, count=CALIBRATION_IMAGES, seed=0):
     a folder gives its images for both, ``"random"`` two independent draws.
     """
     if source == "digits":
-        data = load_digits_data(_square_side(shape, "digits"), shape[2], seed=seed)
+        data = load_digits_data(_square_side(shape, "digits calibration"), shape[2], seed=seed)
         return (data.x_train[:count].astype("float32"), data.x_val[:count].astype("float32"),
                 data.y_val[:count])
     if source == "random":
@@ -71,6 +72,13 @@ def calibration_images(source, shape, count=CALIBRATION_IMAGES, seed=0):
         return draw(), draw(), None
     images = _folder_images(source, shape, count)
     return images, images, None
+
+
+def calibration_batches(images, batch):
+    """The calibration images in whole batches of the file's batch size (1 when dynamic)."""
+    step = batch or 1
+    for start in range(0, len(images) - step + 1, step):
+        yield images[start : start + step]
 
 
 def preprocess_function(preprocess, registry_name, notes):

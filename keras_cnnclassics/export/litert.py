@@ -8,6 +8,7 @@ only (no Flex / SELECT_TF_OPS), with ``optimizations``,
 
 from __future__ import annotations
 
+from keras_cnnclassics.export.calibration import calibration_batches
 from keras_cnnclassics.export.report import ExportError
 
 
@@ -24,11 +25,9 @@ def converter_options(quantize, calibration, int8_io, batch):
     elif quantize == "dynamic-int8":
         options["target_spec"] = {"supported_ops": builtins}
     else:
-        step = batch or 1
-
         def representative_dataset():
-            for start in range(0, len(calibration) - step + 1, step):
-                yield [calibration[start : start + step]]
+            for images in calibration_batches(calibration, batch):
+                yield [images]
 
         io_type = tf.uint8 if int8_io == "uint8" else tf.float32
         options.update(

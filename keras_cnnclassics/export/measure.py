@@ -34,8 +34,7 @@ def measure_file(path, threads=(1, None), image=None, budget_s=2.0, max_runs=100
     for count in threads:
         runtime = load_runtime(path, count)
         if image is None:
-            shape = runtime.session.get_inputs()[0].shape[1:] if path.endswith(".onnx") else runtime.input["shape"][1:]
-            image = np.random.default_rng(0).normal(size=tuple(int(s) for s in shape)).astype("float32")
+            image = np.random.default_rng(0).normal(size=runtime.image_shape).astype("float32")
         latency["all" if count is None else str(count)] = latency_ms(runtime, image, budget_s, max_runs)
     size = os.path.getsize(path)
     return {"path": path, "format": "onnx" if path.endswith(".onnx") else "tflite",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import keras
 
 from keras_cnnclassics.export.litert import converter_options
@@ -21,7 +19,7 @@ def grouped_conv_layer(layer):
 
 
 def write_native(model, fmt, path, batch, quantize="none", calibration=None, int8_io="float"):
-    """Write ``path`` with Keras' exporter of the running backend (see WRITER_BACKEND)."""
+    """Write ``path`` with Keras' exporter of the running backend (see ``writers.WRITER_BACKEND``)."""
     shape = (batch, *model.input_shape[1:])
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -32,10 +30,8 @@ def write_native(model, fmt, path, batch, quantize="none", calibration=None, int
         signature = [tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)]
     else:
         signature = [keras.InputSpec(shape=shape, dtype="float32", name=INPUT_NAME)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if fmt == "tflite":
-            options = converter_options(quantize, calibration, int8_io, batch)
-            model.export(path, format="litert", input_signature=signature, verbose=False, **options)
-        else:
-            model.export(path, format="onnx", input_signature=signature, verbose=False)
+    if fmt == "tflite":
+        options = converter_options(quantize, calibration, int8_io, batch)
+        model.export(path, format="litert", input_signature=signature, verbose=False, **options)
+    else:
+        model.export(path, format="onnx", input_signature=signature, verbose=False)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-import warnings
 
 import numpy as np
 
+from keras_cnnclassics.export.calibration import calibration_batches
 from keras_cnnclassics.export.options import INPUT_NAME, OUTPUT_NAME
 
 
@@ -63,26 +62,21 @@ def quantize_int8(path, quantize, calibration, batch):
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = os.path.join(tmp, "prepared.onnx")
-        with quiet_logging():
-            q.quant_pre_process(path, prepared, skip_symbolic_shape=True)
-            if quantize == "dynamic-int8":
-                q.quantize_dynamic(prepared, path, weight_type=q.QuantType.QInt8)
-                return
-            step = batch or 1
-            feeds = iter(
-                {INPUT_NAME: calibration[start : start + step]}
-                for start in range(0, len(calibration) - step + 1, step)
-            )
+        q.quant_pre_process(path, prepared, skip_symbolic_shape=True)
+        if quantize == "dynamic-int8":
+            q.quantize_dynamic(prepared, path, weight_type=q.QuantType.QInt8)
+            return
+        feeds = ({INPUT_NAME: images} for images in calibration_batches(calibration, batch))
 
-            class Reader(q.CalibrationDataReader):
-                def get_next(self):
-                    return next(feeds, None)
+        class Reader(q.CalibrationDataReader):
+            def get_next(self):
+                return next(feeds, None)
 
-            q.quantize_static(
-                prepared, path, Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
-                activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                nodes_to_exclude=final_softmax(prepared),
-            )
+        q.quantize_static(
+            prepared, path, Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+            activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+            nodes_to_exclude=final_softmax(prepared),
+        )
 
 
 def final_softmax(path):
@@ -91,18 +85,3 @@ def final_softmax(path):
 
     graph = onnx.load(path, load_external_data=False).graph
     return [n.name for n in graph.node if OUTPUT_NAME in n.output and n.op_type == "Softmax"]
-
-
-@contextlib.contextmanager
-def quiet_logging():
-    import logging
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.setLevel(level)

@@ -32,10 +32,11 @@ class Request:
     int8_io: str
     force: bool
     min_agreement: float
+    seed: int | None = None
 
 
 def validate(format, quantize, output, batch_size, calibration, int8_io, force,
-             min_agreement=INT8_MIN_AGREEMENT) -> Request:
+             min_agreement=INT8_MIN_AGREEMENT, seed=None) -> Request:
     """Check every export option before anything is built (ValueError stating the rule)."""
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}.")
@@ -47,11 +48,13 @@ def validate(format, quantize, output, batch_size, calibration, int8_io, force,
     int8_io = validate_int8_io(int8_io, format, quantize)
     if isinstance(min_agreement, bool) or not isinstance(min_agreement, (int, float)) or not 0 <= min_agreement <= 1:
         raise ValueError(f"min_agreement must be a fraction in [0, 1]; got {min_agreement!r}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
     batch = validate_batch(batch_size)
     validate_calibration(calibration, quantize)
     output = validate_output(output, format, force)
     return Request(format, quantize, output, batch, calibration, int8_io, bool(force),
-                   float(min_agreement))
+                   float(min_agreement), seed)
 
 
 def validate_int8_io(int8_io, format, quantize):

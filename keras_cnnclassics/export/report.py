@@ -22,7 +22,8 @@ class ExportReport:
     ``max_abs_diff`` is over every output value of the verification images,
     ``output_range`` the range (max - min) of the Keras outputs, ``top1_agreement``
     the fraction of images whose arg-max class is the same, ``latency_ms`` the
-    mean time per image in the runtime (all threads, batch ``batch``).
+    mean time per image in the runtime (all threads, batch ``batch``),
+    ``writer_reason`` why a worker process wrote the file (None when this one did).
     ``accuracy`` holds the Keras and file accuracies where the verification
     images have labels that match the model's classes (digits, 10 classes).
     """
@@ -46,6 +47,7 @@ class ExportReport:
     input_quantization: tuple | None = None
     accuracy: dict | None = None
     notes: list = dataclasses.field(default_factory=list)
+    writer_reason: str | None = None
 
     @property
     def size_mb(self) -> float:
@@ -54,8 +56,11 @@ class ExportReport:
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "size_mb": self.size_mb}
 
-    def table(self) -> str:
-        """The one-row verification table (plus notes) printed after an export."""
+    def table(self, details=True) -> str:
+        """The one-row verification table (plus notes) printed after an export.
+
+        ``details``: also say why a worker process wrote the file.
+        """
         head = ("format", "precision", "size", "max |diff|", "top-1 agreement",
                 "latency/image", "limit", "result")
         row = (
@@ -83,6 +88,7 @@ class ExportReport:
             lines.append(
                 "accuracy on their labels: keras {keras:.1%}, file {file:.1%}".format(**self.accuracy)
             )
-        lines.append(f"written by: {self.writer}")
+        why = f": {self.writer_reason}" if details and self.writer_reason else ""
+        lines.append(f"written by: {self.writer}{why}")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)

@@ -8,6 +8,8 @@ import numpy as np
 
 
 class _OnnxRuntime:
+    """An .onnx file in an ONNX Runtime CPU session."""
+
     def __init__(self, path, threads=None):
         import onnxruntime as ort
 
@@ -20,6 +22,7 @@ class _OnnxRuntime:
         spec = self.session.get_inputs()[0]
         self.name = spec.name
         self.batch = spec.shape[0] if isinstance(spec.shape[0], int) else None
+        self.image_shape = tuple(int(s) for s in spec.shape[1:])
         self.input_dtype = "float32"
         self.input_quantization = None
 
@@ -28,6 +31,8 @@ class _OnnxRuntime:
 
 
 class _LiteRTRuntime:
+    """A .tflite file in the LiteRT interpreter; uint8 input/output (de)quantized."""
+
     def __init__(self, path, threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
@@ -37,6 +42,7 @@ class _LiteRTRuntime:
         self.output = self.interpreter.get_output_details()[0]
         dynamic = self.input["shape_signature"][0] == -1
         self.batch = None if dynamic else int(self.input["shape"][0])
+        self.image_shape = tuple(int(s) for s in self.input["shape"][1:])
         self.input_dtype = np.dtype(self.input["dtype"]).name
         scale, zero = self.input["quantization"]
         self.input_quantization = (float(scale), int(zero)) if self.input_dtype != "float32" else None
@@ -67,7 +73,8 @@ def load_runtime(path, threads=None):
     Runs in ONNX Runtime (CPU) or the ``ai-edge-litert`` interpreter with
     ``threads`` threads (None: the runtime's default, all cores); quantized
     uint8 inputs/outputs are (de)quantized with the file's scale and zero point.
-    ``runtime.batch`` is the file's fixed batch size (None when dynamic).
+    ``runtime.batch`` is the file's fixed batch size (None when dynamic),
+    ``runtime.image_shape`` the ``(H, W, C)`` of one input image.
     """
     path = os.fspath(path)
     if path.endswith(".onnx"):

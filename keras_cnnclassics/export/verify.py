@@ -23,6 +23,7 @@ FLOAT16_MAX_RELATIVE_DIFF = 1e-2
 
 
 def limit(quantize, min_agreement):
+    """The limit a file of ``quantize`` must meet, as the report states it."""
     if quantize == "none":
         return f"max |diff| <= {FLOAT32_MAX_DIFF:g} x max(1, range)"
     if quantize == "float16":
@@ -31,6 +32,7 @@ def limit(quantize, min_agreement):
 
 
 def passes(quantize, max_diff, output_range, agreement, min_agreement):
+    """Whether the measured figures meet :func:`limit`."""
     if quantize == "none":
         # Probabilities: absolute. Logits of an untrained deep network can reach 1e20,
         # where float32 rounding alone is larger: relative to their range.
@@ -40,15 +42,34 @@ def passes(quantize, max_diff, output_range, agreement, min_agreement):
     return agreement >= min_agreement
 
 
-def verify(path, request, x, reference, labels, verified_on, writer, notes):
-    if request.format == "tflite":
+PRECISION = {"none": "float32", "float16": "float16", "dynamic-int8": "dynamic int8"}
+
+
+def _run_file(path, fmt, x):
+    """The file's runtime and its outputs on ``x`` (ExportError when it does not run)."""
+    if fmt == "tflite":
         check_builtin_ops(path)
     try:
         runtime = load_runtime(path)
-        outputs = run_batches(runtime, x)
+        return runtime, run_batches(runtime, x)
     except (RuntimeError, ValueError) as err:  # the runtimes' own load/prepare errors
-        runtime_name = "ONNX Runtime" if request.format == "onnx" else "the LiteRT interpreter"
+        runtime_name = "ONNX Runtime" if fmt == "onnx" else "the LiteRT interpreter"
         raise ExportError(f"the exported file does not run in {runtime_name}: {err}") from None
+
+
+def _precision(request):
+    if request.quantize != "int8":
+        return PRECISION[request.quantize]
+    return f"int8 ({request.int8_io} io)" if request.format == "tflite" else "int8 (QDQ)"
+
+
+def verify(path, request, x, reference, labels, verified_on, written_by, notes):
+    """The :class:`ExportReport` of the file at ``path`` run on ``x`` against ``reference``.
+
+    ``labels`` (or None) score both on the verification images; ``written_by``
+    is ``(writer, why)`` from :func:`keras_cnnclassics.export.writers.write`.
+    """
+    runtime, outputs = _run_file(path, request.format, x)
     max_diff = float(np.max(np.abs(outputs - reference)))
     output_range = float(np.max(reference) - np.min(reference))
     agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
@@ -56,12 +77,10 @@ def verify(path, request, x, reference, labels, verified_on, writer, notes):
     if labels is not None and reference.shape[-1] == 10:
         accuracy = {"keras": float(np.mean(reference.argmax(-1) == labels)),
                     "file": float(np.mean(outputs.argmax(-1) == labels))}
-    precision = {"none": "float32", "float16": "float16", "dynamic-int8": "dynamic int8",
-                 "int8": f"int8 ({request.int8_io} io)" if request.format == "tflite" else "int8 (QDQ)"}
     return ExportReport(
         output=request.output,
         format=request.format,
-        precision=precision[request.quantize],
+        precision=_precision(request),
         size_bytes=os.path.getsize(path),
         max_abs_diff=max_diff,
         output_range=output_range,
@@ -71,7 +90,8 @@ def verify(path, request, x, reference, labels, verified_on, writer, notes):
         verified_on=verified_on,
         limit=limit(request.quantize, request.min_agreement),
         passed=passes(request.quantize, max_diff, output_range, agreement, request.min_agreement),
-        writer=writer,
+        writer=written_by[0],
+        writer_reason=written_by[1],
         input_shape=(request.batch or "N", *x.shape[1:]),
         input_dtype=runtime.input_dtype,
         batch=request.batch or "dynamic",

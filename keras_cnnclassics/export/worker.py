@@ -111,17 +111,17 @@ def main():
 
     import keras
 
-    import keras_cnnclassics.layers  # noqa: F401  (registers the custom layers)
+    from keras_cnnclassics.weights import load_model_file  # registers the package's layers
 
     receive_fd, send_fd = (int(fd) for fd in os.environ["CNNCLASSICS_EXPORT_PIPES"].split(","))
     with os.fdopen(receive_fd, "r") as receive, os.fdopen(send_fd, "w") as send:
         for line in receive:
             job = json.loads(line)
             try:
-                model = keras.saving.load_model(job["model"], compile=False)
+                model = load_model_file(job["model"])
                 calibration = np.load(job["calibration"]) if job["calibration"] else None
                 write_native(model, job["format"], job["path"], job["batch"], job["quantize"],
-                              calibration, job["int8_io"])
+                             calibration, job["int8_io"])
                 reply = {"ok": True}
             except Exception as err:  # reported to the parent, which raises
                 traceback.print_exc()

@@ -48,16 +48,21 @@ def writer_backend(fmt):
 
 
 def write(model, request, path, calibration):
-    """Write the float32 file (or the TFLite quantized one) at ``path``; returns 'written by'."""
+    """Write the float32 file (or the TFLite quantized one) at ``path``.
+
+    Returns ``(written_by, why)``: the exporter and where it ran, and why a
+    worker process wrote the file (None when this process did).
+    """
     fmt = request.format
     native_quantize = request.quantize if fmt == "tflite" else "none"
     backend, reason = writer_backend(fmt)
     exporter = "model.export(format='litert')" if fmt == "tflite" else "model.export(format='onnx')"
     if reason is None:
         write_native(model, fmt, path, request.batch, native_quantize, calibration, request.int8_io)
-        return f"Keras {exporter} on the {BACKEND_TITLE[backend]} backend, in this process"
+        return f"Keras {exporter} on the {BACKEND_TITLE[backend]} backend, in this process", None
     worker(backend).write(model, fmt, path, request.batch, native_quantize, calibration, request.int8_io)
     return (
         f"Keras {exporter} on the {BACKEND_TITLE[backend]} backend in a worker process "
-        f"(model rebuilt from its .keras file): {reason}"
+        "(model rebuilt from its .keras file)",
+        reason,
     )
