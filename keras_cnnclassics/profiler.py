@@ -1,7 +1,7 @@
 """Per-layer profile of a Keras model: output shape, memory, parameters, multiply-adds.
 
 ``profile("alexnet", input_shape=(227, 227, 3))`` reproduces the table that
-CS231n lecture 9 (and the seeds) use to teach AlexNet: for every layer its output
+CS231n lecture 9 uses to teach AlexNet: for every layer its output
 size, the memory that output takes, its parameters and its operations, plus the
 totals. It reads the Keras graph only (layer configs and symbolic shapes), so it
 gives the same numbers on the TensorFlow, JAX and PyTorch backends and needs no
@@ -11,10 +11,10 @@ Conventions (also printed in the table header):
 
 * **MACs** are the multiply-adds of convolution and dense layers, bias excluded:
   ``C_out x H_out x W_out x (C_in / groups) x k_h x k_w`` for a convolution,
-  ``in x out`` for a dense layer. This is what the seeds, the papers (ResNet's
+  ``in x out`` for a dense layer. This is what CS231n lecture 9, the papers (ResNet's
   "3.8 x 10^9 FLOPs") and torchvision's ``GFLOPS`` metadata call FLOPs; the total
   MACs are the model's headline number.
-* **ops** (default mode) is the seeds' per-layer "FLOPs" column: the MACs, plus
+* **ops** (default mode) is the per-layer "FLOPs" column of that AlexNet table: the MACs, plus
   one operation per window element per output for pooling layers
   (``C x H_out x W_out x k x k``, 419,904 for AlexNet's pool1) and per input
   element for global pooling. Everything else (BN, activations, additions) is 0.
@@ -57,7 +57,7 @@ from keras_cnnclassics.counting import layer_params
 
 __all__ = ["profile", "ProfileResult", "LayerRow", "Cost", "register_cost", "shapes_only"]
 
-BYTES_PER_ELEMENT = 4  # float32, the seeds' convention
+BYTES_PER_ELEMENT = 4  # float32, the convention of CS231n lecture 9's table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +195,7 @@ def _connection_table_cost(layer, ins, outs):
     keras.layers.AveragePooling1D, keras.layers.AveragePooling2D, keras.layers.AveragePooling3D,
 )
 def _pool_cost(layer, ins, outs):
-    """One operation per window element per output (the seeds' pool1 row)."""
+    """One operation per window element per output (the pool1 row of CS231n lecture 9's AlexNet table)."""
     return Cost(window=_numel(outs[0]) * math.prod(layer.pool_size))
 
 
@@ -475,11 +475,11 @@ class ProfileResult:
             "FLOPs = true floating-point operations: 2 x MACs + bias, pooling windows, "
             "BN 2/elem, activations 1/elem (softmax 3), merges, LRN"
             if self.true_flops
-            else "ops = MACs + pooling (1 per window element per output), the seeds' FLOPs column"
+            else "ops = MACs + pooling (1 per window element per output), CS231n lecture 9's FLOPs column"
         )
         return (
-            "MACs = multiply-adds of conv/dense layers, bias excluded (the 'FLOPs' of the "
-            f"seeds, the papers and torchvision's GFLOPS); {ops}; memory = layer output at "
+            "MACs = multiply-adds of conv/dense layers, bias excluded (the 'FLOPs' of "
+            f"CS231n lecture 9, the papers and torchvision's GFLOPS); {ops}; memory = layer output at "
             "float32, KB of 1024 B; params = PyTorch's count (BN running stats excluded); "
             "padding layers folded into the layer they feed"
         )

@@ -270,7 +270,7 @@ def load_model_file(path, **kwargs):
     if missing or damaged:
         problem = f"it lacks {', '.join(sorted(missing))}" if missing else f"{damaged} is corrupted"
         raise ValueError(f"{path!r} is not a complete .keras model file: {problem}.")
-    import keras_cnnclassics.layers  # noqa: F401  (registers the package's custom layers)
+    import keras_cnnclassics.models  # noqa: F401  (every family: registers the layers their files name)
 
     kwargs.setdefault("compile", False)
     try:

@@ -1,18 +1,37 @@
-"""The benchmark driver (keras_cnnclassics.benchmark): plan, measurement, ratios, table.
+"""The maintainer's benchmark (tools/benchmark.py): plan, measurement, ratios, table.
 
-Speed itself is never asserted here (README's performance section has the measured
-table); these tests check that the numbers are computed from what was measured.
+Speed itself is never asserted here (docs/performance.md has the measured tables);
+these tests check that the numbers are computed from what was measured. The script
+lives outside the package and is imported by its path.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import sys
 
 import keras
 import pytest
 
-from keras_cnnclassics import benchmark
-from keras_cnnclassics.benchmark import Case, cpu_peak, format_rows, plan, run_case, summarize
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_tool(name):
+    """``tools/<name>.py`` as a module (registered first: its dataclasses look it up)."""
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", os.path.join(ROOT, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+benchmark = _load_tool("benchmark")
+Case, cpu_peak, format_rows, plan, run_case, summarize = (
+    benchmark.Case, benchmark.cpu_peak, benchmark.format_rows, benchmark.plan, benchmark.run_case,
+    benchmark.summarize,
+)
 
 
 def test_cpu_peak_is_the_product_it_prints():
@@ -20,6 +39,45 @@ def test_cpu_peak_is_the_product_it_prints():
     assert peak.gflops == pytest.approx(peak.cores * peak.ghz * peak.fma_units * (peak.simd_bits // 32) * 2)
     assert peak.simd_bits in (128, 256, 512) and peak.cores >= 1
     assert f"{peak.gflops:.0f} GFLOP/s" in peak.how
+
+
+def test_peak_is_unknown_where_proc_cpuinfo_cannot_be_read(monkeypatch):
+    def unreadable(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(benchmark, "open", unreadable, raising=False)  # the module's own open()
+    monkeypatch.setattr(benchmark, "_macs", lambda case: 1_000_000_000)
+    peak = cpu_peak()
+    assert peak.gflops is None and peak.how.startswith("peak unknown: cannot read /proc/cpuinfo")
+    assert "Permission denied" in peak.how
+    rows = summarize(plan("infer", ["resnet18"], ["jax"], 1, 32, 1, 0)[:1], [{"img_s": 5.0, "spread": 0.0}], peak)
+    assert (rows[0]["img_s"], rows[0]["gmac_s"], rows[0]["peak_pct"]) == (5.0, 5.0, None)
+
+
+def test_peak_is_unknown_without_a_clock_and_counts_cores_without_affinity(tmp_path, monkeypatch):
+    arm = tmp_path / "cpuinfo"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n")
+    real_read = benchmark.read_cpuinfo
+    monkeypatch.setattr(benchmark, "read_cpuinfo", lambda: real_read(str(arm)))
+    assert cpu_peak().how == "peak unknown: /proc/cpuinfo names no clock (cpu MHz)"
+    x86 = tmp_path / "x86"
+    x86.write_text("vendor_id\t: GenuineIntel\ncpu family\t: 6\ncpu MHz\t\t: 2000.000\nflags\t: fma avx2\n" * 2)
+    monkeypatch.setattr(benchmark, "read_cpuinfo", lambda: real_read(str(x86)))
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS, Windows
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    peak = cpu_peak()
+    assert (peak.cores, peak.ghz, peak.simd_bits, peak.fma_units) == (3, 2.0, 256, 2)
+    assert peak.gflops == pytest.approx(3 * 2.0 * 2 * 8 * 2)
+
+
+def test_command_line_refuses_bad_numbers_and_unknown_models(capsys):
+    assert benchmark.main(["--batch-size", "0"]) == 2
+    assert benchmark.main(["--rounds", "0"]) == 2
+    assert "--rounds must be positive" in capsys.readouterr().err
+    assert benchmark.main(["--models", "resnet51"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Unknown model name 'resnet51'" in err and "resnet50" in err
 
 
 def test_plan_pairs_each_of_ours_with_keras_applications_per_backend_and_layout():
@@ -156,6 +214,13 @@ def test_export_suite_times_keras_and_every_exported_file():
     assert size[("LiteRT", "int8")] < size[("LiteRT", "float16")] < size[("LiteRT", "float32")]
     assert rows[0]["vs_fastest_keras"] == pytest.approx(1.0)
     assert "vs_fastest_keras" in format_rows(rows)
+
+
+def test_a_worker_process_runs_the_script_itself():
+    case = Case("build", model="lenet5", impl="ours", backend=keras.backend.backend(), image_size=32, repeat=2)
+    result = benchmark.run_in_subprocess(case, timeout=600)
+    assert "error" not in result, result
+    assert result["first_s"] > 0 and result["seconds"] > 0
 
 
 @pytest.mark.parametrize("memory_format", benchmark.TORCHVISION_MEMORY_FORMATS)

@@ -1,8 +1,8 @@
 """The profiler, the model-table cache, the README table and the complexity chart.
 
-Numbers asserted: the seeds' AlexNet rows (CS231n lecture 9) exactly; torchvision's
+Numbers asserted: the AlexNet rows of CS231n lecture 9's table exactly; torchvision's
 GFLOPS metadata within 0.5 %; the ResNet paper's FLOPs with the v1 option; the
-seeds' GoogLeNet arithmetic (1x1 reductions, global average pooling); exact
+GoogLeNet paper's arithmetic (1x1 reductions, global average pooling); exact
 equality with a multiply-add count taken by hooks on the torchvision/timm
 reference model. Profiling is symbolic and backend-independent (checked on every
 backend by the AlexNet and layer-zoo tests), so the per-registry-model cases are
@@ -37,7 +37,7 @@ def sampled(name, *values):
     return pytest.param(name, *values, id=name, marks=[pytest.mark.heavy(f"profile-{name}")])
 
 
-# --- The seeds' AlexNet table (torchvision's 64-filter AlexNet at 3x227x227) -------
+# --- CS231n lecture 9's AlexNet table (torchvision's 64-filter AlexNet at 3x227x227)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def alexnet_227():
     return kc.profile("alexnet", input_shape=(227, 227, 3))
 
 
-def test_alexnet_rows_are_the_seeds(alexnet_227):
+def test_alexnet_rows_are_the_lecture_table(alexnet_227):
     conv1 = alexnet_227.row("features_0")
     assert conv1.output_shape == (56, 56, 64)
     assert conv1.memory_kb == 784
@@ -121,7 +121,7 @@ def test_resnet_paper_flops_with_the_v1_option(name, gflops):
     assert abs(result.total_macs / 1e9 - gflops) <= 0.02 * gflops
 
 
-# --- The seeds' GoogLeNet argument ------------------------------------------------
+# --- The GoogLeNet paper's argument (1x1 reductions, global average pooling) -----
 
 
 def _macs_of(build, shape):
@@ -413,15 +413,15 @@ def test_macs_equal_a_hook_count_on_the_torch_reference(name):
 
 def test_readme_table_is_generated_from_the_registry_and_cache():
     assert stats.readme_table(README) == stats.model_table_markdown(), (
-        "README.md model table is stale: run `cnnclassics table --update-readme README.md`"
+        "README.md model table is stale: run `python tools/model_table.py --update-readme README.md`"
     )
-    assert cli_main(["table", "--check", README]) == 0
+    assert stats.update_readme(README, check=True) is False
 
 
 def test_readme_update_and_stale_detection(tmp_path):
     path = tmp_path / "README.md"
     path.write_text(f"# x\n{stats.TABLE_START}\nold\n{stats.TABLE_END}\nafter\n")
-    assert cli_main(["table", "--check", str(path)]) == 1
+    assert stats.update_readme(path, check=True) is True
     assert stats.update_readme(path) is True
     text = path.read_text()
     assert text.startswith("# x\n") and text.endswith(f"{stats.TABLE_END}\nafter\n")

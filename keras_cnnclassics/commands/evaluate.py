@@ -2,6 +2,8 @@
 
 import json
 
+from keras_cnnclassics.training.config import DIGITS
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -14,7 +16,12 @@ def register(subparsers):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, backend_modules=image_decoder)
+
+
+def image_decoder(args):
+    """TensorFlow unless the images are the digits (it decodes folders, see keras_cnnclassics.images)."""
+    return () if args.data == DIGITS else ("tensorflow",)
 
 
 def run(args):

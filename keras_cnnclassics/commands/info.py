@@ -25,8 +25,9 @@ def run(args):
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
-    width = max(len(k) for k in info)
-    for key, value in info.items():
+    rows = {key: value for key, value in info.items() if value not in (None, "", (), [], {})}
+    width = max(len(key) for key in rows)
+    for key, value in rows.items():
         if isinstance(value, int) and not isinstance(value, bool) and value > 9999:
             value = f"{value:,}"
         print(f"{key:<{width}}  {value}")

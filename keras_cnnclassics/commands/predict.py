@@ -10,7 +10,8 @@ def register(subparsers):
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=run)
+    # TensorFlow decodes the image files (see keras_cnnclassics.images).
+    parser.set_defaults(func=run, backend_modules=lambda args: ("tensorflow",))
 
 
 def run(args):

@@ -15,7 +15,8 @@ def register(subparsers):
     parser.add_argument("--format", choices=("table", "csv", "markdown"), default="table")
     parser.add_argument(
         "--true-flops", action="store_true",
-        help="count real FLOPs (2 x MACs plus BN/activation/element-wise work) instead of the seeds' ops",
+        help="count real FLOPs (2 x MACs plus BN/activation/element-wise work) instead of ops "
+        "(MACs plus pooling, the FLOPs column of CS231n lecture 9's AlexNet table)",
     )
     parser.add_argument(
         "--no-fold-padding", action="store_true", help="show padding layers as rows of their own"

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 
-from keras_cnnclassics.training.config import CHOICES, TrainConfig
+from keras_cnnclassics.training.config import CHOICES, DIGITS, TrainConfig
 
 # flag -> (TrainConfig field, argparse keyword arguments)
 FLAGS = {
@@ -52,7 +52,13 @@ def register(subparsers):
                         help="family option, e.g. --option aux_logits=false (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output")
     parser.add_argument("--force", action="store_true", help="replace the run in --output")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, backend_modules=image_decoder)
+
+
+def image_decoder(args):
+    """TensorFlow when images come from a folder (it decodes them, see keras_cnnclassics.images)."""
+    from_folder = args.data not in (None, DIGITS) or args.resume  # a resumed run may read one
+    return ("tensorflow",) if from_folder else ()
 
 
 def parse_option(text):

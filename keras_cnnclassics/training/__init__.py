@@ -12,8 +12,17 @@ artifacts, lock, resume checkpoint), :mod:`.report` (metrics and plots),
 (evaluate and predict on a finished run).
 """
 
-from keras_cnnclassics.training.config import TrainConfig
-from keras_cnnclassics.training.engine import TrainResult, train
-from keras_cnnclassics.training.inference import evaluate, load_trained, predict
+import importlib
+
+# Public name -> its module, imported on first use (PEP 562): the command line reads
+# ``config`` without loading Keras.
+_EXPORTS = {"TrainConfig": "config", "TrainResult": "engine", "train": "engine",
+            "evaluate": "inference", "predict": "inference", "load_trained": "inference"}
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict", "load_trained"]
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

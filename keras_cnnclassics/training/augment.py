@@ -1,7 +1,7 @@
 """Data augmentation from Keras preprocessing layers (runs on every backend).
 
-The levels follow the seeds' list (flips, random crops and scales, colour
-jitter, as AlexNet and VGG trained with):
+The levels follow what AlexNet (Krizhevsky et al., 2012) and VGG (Simonyan &
+Zisserman, 2015) trained with: flips, random crops and scales, colour jitter.
 
 * ``none``: the images as they are.
 * ``basic``: horizontal flip and a random crop (a shift of up to 1/8 of the side
