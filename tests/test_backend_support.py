@@ -22,6 +22,8 @@ import pytest
 import keras_cnnclassics as kc
 from keras_cnnclassics.backend_support import channels_first_problem, enable_onednn_if_unset
 
+from reference import require
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = "TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported"
 
@@ -84,7 +86,7 @@ print(json.dumps(report))
 
 
 def _child(order, onednn):
-    pytest.importorskip("tensorflow")
+    require("tensorflow")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_ENABLE_ONEDNN_OPTS", None)
     if onednn is not None:
