@@ -6,10 +6,12 @@ backend in its own process (``python tests/run.py`` does that). Expensive cases 
 cost-balanced assignment that rotates from run to run), so across the three
 processes every sampled case runs once. Which cases are sampled depends on the tier:
 
-* default: cases marked ``heavy`` or ``slow``, and every case whose measured time
-  in ``sampled_costs.json`` is at least ``SLOW_SECONDS``;
-* ``--full`` (``CNNCLASSICS_FULL=1``): only cases marked ``heavy``;
-* ``--all-heavy`` (``CNNCLASSICS_ALL_HEAVY=1``): none, everything runs here.
+* default: cases marked ``slow`` or measured at ``SLOW_SECONDS`` or more in
+  ``sampled_costs.json`` run on one backend each; cases marked ``heavy`` too, and
+  only one of ``HEAVY_GROUPS`` cost-balanced groups of them per run;
+* ``--full`` (``CNNCLASSICS_FULL=1``, CI): every heavy case, each on one backend; all
+  other cases on every backend;
+* ``--all-heavy`` (``CNNCLASSICS_ALL_HEAVY=1``): no sampling, everything runs here.
 
 The session header says which rotation this is and what runs where; the deselection
 is reported in the summary, never silent.
@@ -19,8 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import time
+
+try:
+    import resource  # CPU time of finished child processes; not on Windows
+except ImportError:
+    resource = None
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -35,6 +41,10 @@ BACKENDS = sampling.BACKENDS
 # In the default tier an unmarked case measured at this many seconds or more (on its
 # slowest backend) runs on one backend per run, like a heavy one.
 SLOW_SECONDS = 20.0
+# The default tier runs one group of heavy cases per run, cycling through all in this
+# many runs; not a multiple of 3, so a case's group and backend cycle independently.
+HEAVY_GROUPS = 2
+assert HEAVY_GROUPS % 3 != 0
 SUMMARY_ENV = "CNNCLASSICS_TEST_SUMMARY"  # where tests/run.py asks for the JSON summary
 STATE = pytest.StashKey[dict]()
 
@@ -91,14 +101,20 @@ def sampled_choices(item, full: bool, costs: dict) -> tuple[str, tuple, str] | N
 
 def pytest_collection_modifyitems(config, items):
     state, costs = config.stash[STATE], sampling.measured_costs()
+    full, everything = config.getoption("--full"), config.getoption("--all-heavy")
+    group_now = state["turn"] % HEAVY_GROUPS
     backend, keep, drop = keras.backend.backend(), [], []
     for item in items:
-        sampled = sampled_choices(item, config.getoption("--full"), costs)
+        sampled = sampled_choices(item, full, costs)
         if sampled is None:
             keep.append(item)
             continue
         key, choices, why = sampled
-        runs_on = backend if config.getoption("--all-heavy") else sampling.backend_for(key, state["turn"], choices)
+        group, runs_on = sampling.placement(key, state["turn"], HEAVY_GROUPS, choices)
+        if everything:
+            runs_on = backend
+        elif why == "heavy" and not full and group != group_now:
+            runs_on = f"another run (heavy group {group + 1} of {HEAVY_GROUPS})"
         state["sampled"][item.nodeid] = {"key": key, "backends": list(choices), "runs_on": runs_on, "why": why}
         (keep if runs_on == backend else drop).append(item)
     if drop:
@@ -111,14 +127,15 @@ def pytest_collection_finish(session):
     state, costs = session.config.stash[STATE], sampling.measured_costs()
     if not state["sampled"]:
         return
-    per_backend = {b: {} for b in BACKENDS}
+    where = {}
     for case in state["sampled"].values():
-        per_backend[case["runs_on"]][case["key"]] = sampling.cost(case["key"], costs)
+        where.setdefault(case["runs_on"], {})[case["key"]] = sampling.cost(case["key"], costs)
     here = keras.backend.backend()
-    lines = [f"sampled cases by backend (rotation {state['turn']}; measured seconds from sampled_costs.json):"]
-    for b, cases in per_backend.items():
-        lines.append(f"  {b}: {len(cases)} cases, ~{sum(cases.values()):.0f} s" + (" <- this run" if b == here else ""))
-    lines.append(f"  here: {', '.join(sorted(per_backend[here])) or 'none'}")
+    group = "" if session.config.getoption("--full") else f", heavy group {state['turn'] % HEAVY_GROUPS + 1} of {HEAVY_GROUPS}"
+    lines = [f"sampled cases (rotation {state['turn']}{group}; seconds as measured in sampled_costs.json):"]
+    for name, cases in sorted(where.items(), key=lambda kv: (kv[0] not in BACKENDS, kv[0])):
+        lines.append(f"  {name}: {len(cases)} cases, ~{sum(cases.values()):.0f} s" + (" <- this run" if name == here else ""))
+    lines.append(f"  here: {', '.join(sorted(where.get(here, {}))) or 'none'}")
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line("\n".join(lines))
@@ -137,8 +154,10 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def _cpu_seconds() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    if resource is None:
+        return time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 @pytest.hookimpl(wrapper=True)

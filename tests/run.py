@@ -233,7 +233,7 @@ def record_costs(summaries: list[dict], path: str) -> None:
     for key, entry in measured.items():
         seconds = max(entry["by_backend"].values())
         if key in cases or entry["heavy"] or seconds >= SLOW_SECONDS:
-            cases[key] = {"seconds": round(seconds, 1), "backends": entry["backends"]}
+            cases[key] = {"seconds": round(seconds, 1), "backends": entry["backends"], "heavy": entry["heavy"]}
     payload = {"about": "seconds per sampled or slow test case on its slowest backend, written by "
                         "python tests/run.py --record-costs; read by tests/sampling.py",
                "cases": dict(sorted(cases.items()))}

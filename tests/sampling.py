@@ -1,15 +1,18 @@
 """Which backend runs each sampled test case, and how that changes from run to run.
 
-A *sampled* case runs on one Keras backend per run instead of all three. The backend
-is the case's place in a cost-balanced base assignment, shifted by the run's rotation
-number, so that consecutive rotations (0, 1, 2, ...) move every case to the next
-backend: each case meets each of its backends within three consecutive runs, and the
-shift keeps the measured load of the three processes as balanced as the base one.
+A *sampled* case runs on one Keras backend per run instead of all three. Each case has
+a place in a base plan, balanced by the seconds measured per case
+(``sampled_costs.json``): a backend and, for ``heavy`` cases, one of ``groups``
+groups. A run's rotation number ``turn`` shifts every case to the backend ``turn``
+places further along its list, so consecutive rotations (0, 1, 2, ...) take each case
+to each of its backends within three runs, and the shift keeps the measured load as
+balanced as the base plan. The default tier runs the heavy cases of group
+``turn % groups`` only, so it meets every heavy case once in ``groups`` runs (and each
+of its backends within ``3 * groups``: ``groups`` is never a multiple of three).
 
 The rotation number comes from ``CNNCLASSICS_TEST_ROTATION`` when set (to repeat a
 run), else from the number of commits in the checkout (one more per commit), else
-from the UTC date. Costs are the seconds measured per case in ``sampled_costs.json``
-(``python tests/run.py --full --record-costs`` rewrites it).
+from the UTC date. ``python tests/run.py --full --record-costs`` rewrites the costs.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def _git(*args) -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def measured_costs(path: str = COSTS_FILE) -> dict:
-    """``{case key: {"seconds": s, "backends": [...]}}`` from ``path`` ({} if absent)."""
+    """``{case key: {"seconds": s, "backends": [...], "heavy": bool}}`` ({} if no file)."""
     if not os.path.exists(path):
         return {}
     with open(path, encoding="utf-8") as handle:
@@ -65,34 +68,56 @@ def cost(key: str, costs: dict) -> float:
     return float(costs.get(key, {}).get("seconds", UNMEASURED_SECONDS))
 
 
+def _choices(entry: dict) -> tuple:
+    return tuple(entry.get("backends") or BACKENDS)
+
+
+def base_plan(costs: dict, groups: int) -> dict[str, tuple[int | None, str]]:
+    """Greedy longest-first balance at rotation 0: ``{key: (group or None, backend)}``.
+
+    Unmarked slow cases (group None) run in every run of the default tier: they are
+    placed first, by backend. Heavy cases then fill the least-loaded (group, backend).
+    """
+    load = {(g, b): 0.0 for g in range(groups) for b in BACKENDS}
+    plan = {}
+    for heavy in (False, True):
+        keys = [k for k in costs if bool(costs[k].get("heavy")) == heavy]
+        for key in sorted(keys, key=lambda k: (-cost(k, costs), k)):
+            cells = [(g, b) for g in (range(groups) if heavy else (None,)) for b in _choices(costs[key])]
+            group, backend = min(cells, key=lambda c: (_cell_load(load, c, groups), c[0] or 0, BACKENDS.index(c[1])))
+            for g in (range(groups) if group is None else (group,)):
+                load[(g, backend)] += cost(key, costs)
+            plan[key] = (group, backend)
+    return plan
+
+
+def _cell_load(load, cell, groups) -> float:
+    group, backend = cell
+    return max(load[(g, backend)] for g in range(groups)) if group is None else load[cell]
+
+
 @functools.lru_cache(maxsize=None)
-def _base_assignment(path: str = COSTS_FILE) -> dict[str, str]:
-    return base_assignment(measured_costs(path))
+def _default_plan(groups: int) -> dict:
+    return base_plan(measured_costs(), groups)
 
 
-def base_assignment(costs: dict) -> dict[str, str]:
-    """Greedy longest-first balance of the measured cases over their backends (rotation 0)."""
-    loads = dict.fromkeys(BACKENDS, 0.0)
-    base = {}
-    for key in sorted(costs, key=lambda k: (-cost(k, costs), k)):
-        choices = tuple(costs[key].get("backends") or BACKENDS)
-        pick = min(choices, key=lambda b: (loads[b], BACKENDS.index(b)))
-        loads[pick] += cost(key, costs)
-        base[key] = pick
-    return base
-
-
-def backend_for(key: str, turn: int, choices=BACKENDS, base: dict[str, str] | None = None) -> str:
-    """The backend that runs sampled case ``key`` at rotation ``turn``."""
-    base = _base_assignment() if base is None else base
+def placement(key: str, turn: int, groups: int, choices=BACKENDS, plan: dict | None = None) -> tuple[int, str]:
+    """``(group, backend)`` of sampled case ``key`` at rotation ``turn``."""
+    plan = _default_plan(groups) if plan is None else plan
     choices = tuple(choices)
-    start = choices.index(base[key]) if base.get(key) in choices else zlib.crc32(key.encode()) % len(choices)
-    return choices[(start + turn) % len(choices)]
+    group, backend = plan.get(key, (None, None))
+    digest = zlib.crc32(key.encode())
+    start = choices.index(backend) if backend in choices else digest % len(choices)
+    return (digest % groups if group is None else group), choices[(start + turn) % len(choices)]
 
 
-def loads(cases: dict[str, tuple], turn: int, costs: dict, base: dict[str, str] | None = None) -> dict[str, float]:
-    """Measured seconds each backend runs at rotation ``turn``; ``cases`` maps key -> choices."""
+def loads(cases: dict[str, tuple], turn: int, groups: int, costs: dict, plan: dict,
+          heavy_group: int | None = None) -> dict[str, float]:
+    """Measured seconds per backend at rotation ``turn``; ``cases`` maps key -> choices.
+    With ``heavy_group``, heavy cases of other groups are left out (the default tier)."""
     total = dict.fromkeys(BACKENDS, 0.0)
     for key, choices in cases.items():
-        total[backend_for(key, turn, choices, base)] += cost(key, costs)
+        group, backend = placement(key, turn, groups, choices, plan)
+        if heavy_group is None or not costs.get(key, {}).get("heavy") or group == heavy_group:
+            total[backend] += cost(key, costs)
     return total
