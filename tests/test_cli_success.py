@@ -225,9 +225,17 @@ def test_predict_json_with_each_checkpoint(trained_run, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def lenet_weights(tmp_path_factory):
-    """A LeNet-5 weights file and the model it came from (random weights, seed 0)."""
-    keras.utils.set_random_seed(0)
+    """A LeNet-5 weights file drawn with numpy (the same on every backend) and its model.
+
+    He-normal kernels, a classifier scaled by 0.1: near-even probabilities, whose int8
+    file (uint8 output in steps of 1/256) agrees with the float model on the top-1 of
+    87 % of the held-out digits on every backend: under the default 95 % limit."""
     model = kc.get_model("lenet5")
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(0, np.sqrt(2 / np.prod(w.shape[:-1])), w.shape) if w.ndim > 1
+               else rng.uniform(-0.1, 0.1, w.shape) for w in model.get_weights()]
+    weights[-2:] = [0.1 * w for w in weights[-2:]]
+    model.set_weights([w.astype("float32") for w in weights])
     path = str(tmp_path_factory.mktemp("lenet") / "lenet5.weights.h5")
     model.save_weights(path)
     return path, model
@@ -252,16 +260,16 @@ def assert_onnx_matches_keras(path, model):
 
 
 @pytest.mark.heavy("cli-export-int8-uint8-json")
-def test_export_int8_uint8_io_min_agreement_json(tmp_path):
+def test_export_int8_uint8_io_min_agreement_json(tmp_path, lenet_weights):
     output = tmp_path / "lenet5_int8.tflite"
     out = succeeded(run_cli_subprocess(
-        "export", "lenet5", "--format", "tflite", "--quantize", "int8", "--calibration", "digits",
-        "--int8-io", "uint8", "--min-agreement", "0.3", "--seed", "0", "--json", "--output", output))
+        "export", "lenet5", "--weights", lenet_weights[0], "--format", "tflite", "--quantize", "int8",
+        "--calibration", "digits", "--int8-io", "uint8", "--min-agreement", "0.5", "--json", "--output", output))
     report = json.loads(out)
-    # An untrained LeNet-5's near-tied logits: int8 agrees on fewer than the default 95 %
-    # of the images, so only the lowered --min-agreement lets this export pass.
-    assert report["passed"] is True and 0.3 <= report["top1_agreement"] < 0.95, report
-    assert report["limit"] == "top-1 agreement >= 30%"
+    # The int8 file agrees with Keras on fewer than the default 95 % of the images (see
+    # lenet_weights), so only the lowered --min-agreement lets this export pass.
+    assert report["passed"] is True and 0.5 <= report["top1_agreement"] < 0.95, report
+    assert report["limit"] == "top-1 agreement >= 50%"
     assert (report["format"], report["precision"], report["input_dtype"]) == ("tflite", "int8 (uint8 io)", "uint8")
     assert report["output"] == str(output) and report["size_bytes"] == os.path.getsize(output)
     interpreter = litert_interpreter(output)
@@ -292,8 +300,10 @@ sys.meta_path[:] = [PathFinderWithoutTorch if f is PathFinder else f for f in sy
 """
 
 
-@pytest.mark.heavy("cli-export-onnx-without-torch", backends=("tensorflow", "jax"))
+@pytest.mark.heavy("cli-export-onnx-without-torch")
 def test_onnx_export_without_torch_uses_tf2onnx(tmp_path, lenet_weights):
+    """ONNX files are written on the PyTorch backend; without torch, by tf2onnx on TensorFlow
+    (in this process on TensorFlow, in a worker on JAX; a torch-less Keras cannot run PyTorch)."""
     site = tmp_path / "no_torch"
     site.mkdir()
     (site / "sitecustomize.py").write_text(NO_TORCH)
@@ -302,8 +312,10 @@ def test_onnx_export_without_torch_uses_tf2onnx(tmp_path, lenet_weights):
     assert blocked.returncode != 0 and "No module named 'torch'" in blocked.stderr, blocked.stderr
     weights, model = lenet_weights
     output = tmp_path / "lenet5.onnx"
+    backend = "tensorflow" if BACKEND == "torch" else BACKEND
     report = json.loads(succeeded(run_cli_subprocess(
-        "export", "lenet5", "--format", "onnx", "--weights", weights, "--json", "--output", output, env=env)))
+        "export", "lenet5", "--format", "onnx", "--weights", weights, "--json", "--output", output,
+        backend=backend, env=env)))
     assert report["passed"] is True and "TensorFlow backend" in report["writer"], report
     assert_onnx_matches_keras(output, model)
 
@@ -338,7 +350,7 @@ def test_tools_export_tflite_int8_with_float_io(tmp_path, lenet_weights):
     output = tmp_path / "lenet5_int8.tflite"
     out = succeeded(run_python(os.path.join(TOOLS, "export_tflite.py"), "lenet5", "--weights", weights,
                                "--quantize", "int8", "--calibration", "digits", "--int8-io", "float",
-                               "--min-agreement", "0", "--output", output))
+                               "--min-agreement", "0.5", "--output", output))
     assert "int8 (float io)" in out, out
     interpreter = litert_interpreter(output)
     (given,), (returned,) = interpreter.get_input_details(), interpreter.get_output_details()
