@@ -34,7 +34,7 @@ _PUBLIC = {
     "ExportError": "report",
     "measure_file": "measure",
     "load_runtime": "runtimes",
-    "check_builtin_ops": "litert",
+    "check_builtin_ops": "verify",
     "calibration_images": "calibration",
     "FORMATS": "options",
     "QUANTIZATIONS": "options",

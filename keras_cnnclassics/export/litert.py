@@ -1,4 +1,4 @@
-"""LiteRT specifics: the TFLite converter's options per quantization, and the builtin-ops check.
+"""The TFLite converter's options per quantization, for ``model.export(format="litert")``.
 
 ``model.export(format="litert")`` runs the TFLite converter with builtin ops
 only (no Flex / SELECT_TF_OPS), with ``optimizations``,
@@ -9,7 +9,6 @@ only (no Flex / SELECT_TF_OPS), with ``optimizations``,
 from __future__ import annotations
 
 from keras_cnnclassics.export.calibration import calibration_batches
-from keras_cnnclassics.export.report import ExportError
 
 
 def converter_options(quantize, calibration, int8_io, batch):
@@ -37,32 +36,3 @@ def converter_options(quantize, calibration, int8_io, batch):
             inference_output_type=io_type,
         )
     return options
-
-
-def check_builtin_ops(path):
-    """Raise ``ExportError`` when a .tflite file needs Flex (Select TF) or custom ops.
-
-    Reads the flatbuffer's operator codes: the LiteRT interpreter on a phone runs
-    builtin operators only (a mixed-precision graph, for instance, turns into
-    Flex ops). Returns the sorted builtin operator names.
-    """
-    from ai_edge_litert import schema_py_generated as schema
-
-    with open(path, "rb") as f:
-        model = schema.ModelT.InitFromPackedBuf(f.read(), 0)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    builtin, foreign = set(), set()
-    for code in model.operatorCodes or []:
-        op = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if op == schema.BuiltinOperator.CUSTOM:
-            custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
-            foreign.add(custom)
-        else:
-            builtin.add(names.get(op, str(op)))
-    if foreign:
-        raise ExportError(
-            f"{path}: the file needs non-builtin operators {', '.join(sorted(foreign))} "
-            "(Flex/Select TF ops are not in the LiteRT runtime of a phone). Export from a "
-            "float32 model with builtin operators only."
-        )
-    return sorted(builtin)

@@ -4,7 +4,8 @@ The export fails, leaving no file, when
 
 * float32: max |difference| of the outputs > 1e-4 x max(1, output range),
 * float16: max |difference| > 1e-2 times the range of the Keras outputs,
-* int8 / dynamic-int8: top-1 agreement with the Keras model < 95 % (``min_agreement``).
+* int8 / dynamic-int8: top-1 agreement with the Keras model < 95 % (``min_agreement``),
+* a .tflite file needs operators outside LiteRT's builtin set (Flex / custom).
 """
 
 from __future__ import annotations
@@ -13,13 +14,41 @@ import os
 
 import numpy as np
 
-from keras_cnnclassics.export.litert import check_builtin_ops
 from keras_cnnclassics.export.measure import latency_ms
 from keras_cnnclassics.export.report import ExportError, ExportReport
 from keras_cnnclassics.export.runtimes import load_runtime, run_batches
 
 FLOAT32_MAX_DIFF = 1e-4
 FLOAT16_MAX_RELATIVE_DIFF = 1e-2
+
+
+def check_builtin_ops(path):
+    """Raise ``ExportError`` when a .tflite file needs Flex (Select TF) or custom ops.
+
+    Reads the flatbuffer's operator codes: the LiteRT interpreter on a phone runs
+    builtin operators only (a mixed-precision graph, for instance, turns into
+    Flex ops). Returns the sorted builtin operator names.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(path, "rb") as f:
+        model = schema.ModelT.InitFromPackedBuf(f.read(), 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    builtin, foreign = set(), set()
+    for code in model.operatorCodes or []:
+        op = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if op == schema.BuiltinOperator.CUSTOM:
+            custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+            foreign.add(custom)
+        else:
+            builtin.add(names.get(op, str(op)))
+    if foreign:
+        raise ExportError(
+            f"{path}: the file needs non-builtin operators {', '.join(sorted(foreign))} "
+            "(Flex/Select TF ops are not in the LiteRT runtime of a phone). Export from a "
+            "float32 model with builtin operators only."
+        )
+    return sorted(builtin)
 
 
 def limit(quantize, min_agreement):
