@@ -30,7 +30,8 @@ import sys
 import tempfile
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ["list", "info", "convert", "profile", "chart", "table", "train", "evaluate", "predict", "export"]
+COMMAND_MODULES = ["list", "info", "convert", "profile", "chart", "table", "train", "evaluate", "predict",
+                   "export"]
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 DEFAULT_LOG_LEVEL = "2"  # TensorFlow's C++ errors only, no INFO or WARNING lines
@@ -118,29 +119,42 @@ def hidden_log_line(line: str, level: int) -> bool:
     return match is not None and SEVERITIES.index(match[1]) < level
 
 
+def _stderr_holder():
+    """A temporary file and a copy of descriptor 2, or None where either cannot be had."""
+    try:
+        held = tempfile.TemporaryFile()
+    except OSError:
+        return None
+    try:
+        return held, os.dup(2)
+    except OSError:
+        held.close()
+        return None
+
+
 @contextlib.contextmanager
 def held_stderr(level: int):
     """Hold back file descriptor 2 inside the block, then write what it got minus the
     log lines :func:`hidden_log_line` hides at ``level`` (Python's own warnings and
-    errors pass, in order). Without a descriptor 2 nothing is held."""
-    try:
-        saved = os.dup(2)
-    except OSError:
+    errors pass, in order). Where there is no descriptor 2 or temporary folder, nothing is held."""
+    holder = _stderr_holder()
+    if holder is None:
         yield
         return
+    held, saved = holder
     sys.stderr.flush()
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            lines = held.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not hidden_log_line(line, level)))
-            sys.stderr.flush()
+    os.dup2(held.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        held.seek(0)
+        lines = held.read().decode(errors="replace").splitlines(keepends=True)
+        held.close()
+        sys.stderr.write("".join(line for line in lines if not hidden_log_line(line, level)))
+        sys.stderr.flush()
 
 
 def import_backend(modules=("keras",), verbose=False):

@@ -4,12 +4,12 @@
     python tools/benchmark.py --suite infer --models resnet50 --backends tensorflow jax torch
     python tools/benchmark.py --suite build --models resnet152 densenet201 --repeat 5 --rounds 3
 
-A maintainer's tool (not part of the package). Each measurement runs in its own Python process (the Keras backend is fixed at
-import, and a fresh process keeps caches and thread pools from leaking between
-cases), warms up first, then reports the median and spread of ``repeat`` timed
-runs. The driver prints one table with ratios to keras.applications (same
-backend, same architecture) and to torchvision eager (same machine; NCHW memory
-as it comes, and ``channels_last`` memory), the
+A maintainer's tool (not part of the package). Each measurement runs in its own
+Python process (the Keras backend is fixed at import, and a fresh process keeps
+caches and thread pools from leaking between cases), warms up first, then reports
+the median and spread of ``repeat`` timed runs. The driver prints one table with
+ratios to keras.applications (same backend, same architecture) and to torchvision
+eager (same machine; NCHW memory as it comes, and ``channels_last`` memory), the
 achieved GMAC/s and its fraction of the CPU's arithmetic peak
 (:func:`cpu_peak`; "peak unknown" where /proc/cpuinfo cannot be read).
 

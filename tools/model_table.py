@@ -34,7 +34,8 @@ def run(args) -> int:
         print(f"{stats.STATS_PATH}: {len(updated)} entries profiled")
     if args.check:
         if stats.update_readme(args.check, check=True):
-            print(f"{args.check}: model table is stale; run `python tools/model_table.py --update-readme {args.check}`")
+            print(f"{args.check}: model table is stale; run "
+                  f"`python tools/model_table.py --update-readme {args.check}`")
             return 1
         print(f"{args.check}: model table is up to date")
     if args.update_readme:
