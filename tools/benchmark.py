@@ -612,7 +612,10 @@ def main(argv=None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         print(json.dumps(run_case(Case(**json.loads(args.case)))), flush=True)
         return 0
+    from keras_cnnclassics.cli import import_backend
+
     try:
+        import_backend()  # Keras without TensorFlow's load-time log lines
         check_arguments(args)
     except ValueError as err:
         print(f"benchmark.py: error: {' '.join(str(err).split())}", file=sys.stderr)

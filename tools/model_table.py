@@ -27,6 +27,9 @@ def build_parser():
 
 def run(args) -> int:
     """Do what ``args`` asks, in the order stats, check, README; the exit code."""
+    from keras_cnnclassics.cli import import_backend
+
+    import_backend()  # Keras without TensorFlow's load-time log lines
     from keras_cnnclassics import stats
 
     if args.update_stats:
