@@ -55,7 +55,7 @@ class HostVarianceScaling(SavedAsKerasClass, keras.initializers.VarianceScaling)
     def _generator(self):
         if isinstance(self._init_seed, int):
             return np.random.default_rng(self._init_seed)
-        # NumPy's global state, which keras.utils.set_random_seed seeds.
+        # NumPy's global state, which keras.utils.set_random_seed sets.
         return np.random.default_rng(np.random.randint(0, 2**63 - 1, dtype=np.int64))
 
     def __call__(self, shape, dtype=None):

@@ -1,4 +1,4 @@
-"""Host-side (NumPy) weight initialisation: Keras' distributions, seeds respected, saved as Keras'."""
+"""Host-side (NumPy) weight initialisation: Keras' distributions, reproducible, saved as Keras'."""
 
 from __future__ import annotations
 
