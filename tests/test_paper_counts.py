@@ -11,6 +11,8 @@ own tables or registry. (NiN's Caffe-model table has the same check in
 
 from __future__ import annotations
 
+import pytest
+
 import keras
 import keras_cnnclassics as kc
 from keras_cnnclassics.layers import LocalResponseNormalization
@@ -38,19 +40,19 @@ def weighted_layers(model, kind):
     return [layer for layer in model.layers if isinstance(layer, kind)]
 
 
-def assert_conv_table(model, table):
-    """``table``: (kernel, depth, maps, output side) per conv, in order, as the paper lists them."""
-    convs = weighted_layers(model, keras.layers.Conv2D)
-    assert len(convs) == len(table)
-    for layer, (kernel, depth, maps, side) in zip(convs, table):
+def assert_model_follows_table(name, convs, fcs):
+    """``convs``: (kernel, depth, maps, output side) per conv in order, as the paper lists
+    them; ``fcs``: (inputs, outputs) per FC layer. Returns the model and the arithmetic total."""
+    model = build(name)
+    conv_layers = weighted_layers(model, keras.layers.Conv2D)
+    assert len(conv_layers) == len(convs)
+    for layer, (kernel, depth, maps, side) in zip(conv_layers, convs):
         assert tuple(layer.kernel.shape) == (kernel, kernel, depth, maps), layer.name
         assert tuple(layer.output.shape[1:3]) == (side, side), layer.name
-        assert kc.count_params(layer) == conv_params(kernel, depth, maps), layer.name
-
-
-def assert_fc_table(model, table):
-    dense = weighted_layers(model, keras.layers.Dense)
-    assert [tuple(layer.kernel.shape) for layer in dense] == list(table)
+    assert [tuple(layer.kernel.shape) for layer in weighted_layers(model, keras.layers.Dense)] == fcs
+    total = sum(conv_params(*row[:3]) for row in convs) + sum(fc_params(*row) for row in fcs)
+    assert kc.count_params(model) == total
+    return model, total
 
 
 # --------------------------------------------------------------------------- LeNet-5
@@ -88,12 +90,9 @@ def test_alexnet_original_counts_are_krizhevsky_2012_section_3_5():
     see both. 227x227 input: maps of 55, 27, 13, 13, 13, pooled to 6x6x256."""
     convs = [(11, 3, 96, 55), (5, 48, 256, 27), (3, 256, 384, 13), (3, 192, 384, 13), (3, 192, 256, 13)]
     fcs = [(6 * 6 * 256, 4096), (4096, 4096), (4096, 1000)]
-    model = build("alexnet_original")
-    assert_conv_table(model, convs)
+    model, total = assert_model_follows_table("alexnet_original", convs, fcs)
     assert [layer.groups for layer in weighted_layers(model, keras.layers.Conv2D)] == [1, 2, 1, 2, 2]
-    assert_fc_table(model, fcs)
-    total = sum(conv_params(*row[:3]) for row in convs) + sum(fc_params(*row) for row in fcs)
-    assert kc.count_params(model) == total == 60_965_224  # "60 million parameters"
+    assert total == 60_965_224  # "60 million parameters"
 
 
 def test_alexnet_original_normalises_after_conv1_and_conv2():
@@ -111,31 +110,19 @@ def test_alexnet_original_normalises_after_conv1_and_conv2():
 # --------------------------------------------------------------------------- ZFNet
 
 
-def zf_fcs(conv5_maps):
-    """FC 4096, FC 4096, output 1000 on the pooled 6x6 conv5 maps."""
-    return [(6 * 6 * conv5_maps, 4096), (4096, 4096), (4096, 1000)]
-
-
-def test_zfnet_counts_are_zeiler_fergus_figure_3():
+@pytest.mark.parametrize(
+    "name, conv345, total",
+    [("zfnet", (384, 384, 256), 62_357_608), ("zfnet_wide", (512, 1024, 512), 107_627_624)],
+)
+def test_zfnet_counts_are_zeiler_fergus_figure_3_and_table_1(name, conv345, total):
     """Figure 3: 224x224 input, 96 7x7 kernels stride 2 (110x110), pool (55), 256
     5x5 stride 2 (26), pool (13), 384, 384, 256 3x3 (13), pool 6x6x256, two FC 4096,
-    output 1000. One GPU: every layer dense (no AlexNet towers)."""
-    convs = [(7, 3, 96, 110), (5, 96, 256, 26), (3, 256, 384, 13), (3, 384, 384, 13), (3, 384, 256, 13)]
-    model = build("zfnet")
-    assert_conv_table(model, convs)
-    assert_fc_table(model, zf_fcs(256))
-    total = sum(conv_params(*row[:3]) for row in convs) + sum(fc_params(*row) for row in zf_fcs(256))
-    assert kc.count_params(model) == total == 62_357_608
-
-
-def test_zfnet_wide_counts_are_zeiler_fergus_table_1_variant():
-    """Table 1 (and Table 2's single-model row): layers 3, 4, 5 with 512, 1024, 512 maps."""
-    convs = [(7, 3, 96, 110), (5, 96, 256, 26), (3, 256, 512, 13), (3, 512, 1024, 13), (3, 1024, 512, 13)]
-    model = build("zfnet_wide")
-    assert_conv_table(model, convs)
-    assert_fc_table(model, zf_fcs(512))
-    total = sum(conv_params(*row[:3]) for row in convs) + sum(fc_params(*row) for row in zf_fcs(512))
-    assert kc.count_params(model) == total == 107_627_624
+    output 1000; one GPU, so every layer is dense (no AlexNet towers). Table 1's
+    variant (Table 2's best single model) has 512, 1024, 512 maps in layers 3-5."""
+    a, b, c = conv345
+    convs = [(7, 3, 96, 110), (5, 96, 256, 26), (3, 256, a, 13), (3, a, b, 13), (3, b, c, 13)]
+    fcs = [(6 * 6 * c, 4096), (4096, 4096), (4096, 1000)]
+    assert assert_model_follows_table(name, convs, fcs)[1] == total
 
 
 # --------------------------------------------------------------------------- GoogLeNet
@@ -164,16 +151,15 @@ def inception_params(depth, columns):
 
 def googlenet_table_1_params():
     """Stem (conv 7x7/2 64; conv 3x3 192 with its 1x1 64 reduction), the nine modules,
-    linear 1024 -> 1000. Returns the total and each module's input depth; checks that
-    each row's output size is the sum of its branch columns."""
+    linear 1024 -> 1000; checks that each row's output depth is the sum of its
+    branch columns (the next row's input depth)."""
     total = conv_params(7, 3, 64) + conv_params(1, 64, 64) + conv_params(3, 64, 192)
-    depth, depths = 192, {}
+    depth = 192
     for key, (_, out_depth, columns) in TABLE_1_MODULES.items():
         assert columns[0] + columns[2] + columns[4] + columns[5] == out_depth, key
-        depths[key] = depth
         total += inception_params(depth, columns)
         depth = out_depth
-    return total + fc_params(1024, 1000), depths
+    return total + fc_params(1024, 1000)
 
 
 def test_googlenet_original_counts_are_table_1():
@@ -181,7 +167,7 @@ def test_googlenet_original_counts_are_table_1():
     slips in a few rows (conv1 2.7K for 7*7*3*64 = 9.2K; 4c, 5a), summing to
     6,797.7K; counted from the table's depth columns the network holds 6,998,552
     parameters with biases (6,990,272 weights)."""
-    total, depths = googlenet_table_1_params()
+    total = googlenet_table_1_params()
     model = build("googlenet_original")
     for key, (side, out_depth, _) in TABLE_1_MODULES.items():
         assert tuple(model.get_layer(f"inception{key}").output.shape[1:]) == (side, side, out_depth)
@@ -193,7 +179,7 @@ def test_googlenet_original_counts_are_table_1():
 def test_googlenet_original_auxiliary_heads_are_section_5():
     """Sec. 5: on 4a and 4d, 5x5/3 average pool (4x4 maps), 1x1 conv with 128 filters,
     FC 1024, dropout 70 %, linear 1000."""
-    main, _ = googlenet_table_1_params()
+    main = googlenet_table_1_params()
     heads = sum(
         conv_params(1, TABLE_1_MODULES[key][1], 128) + fc_params(4 * 4 * 128, 1024) + fc_params(1024, 1000)
         for key in ("4a", "4d")
