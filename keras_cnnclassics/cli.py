@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 
+from keras_cnnclassics.commands import CommandError  # noqa: F401 (re-exported)
+
 # Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES = ["list", "info", "convert", "profile", "chart", "table", "train", "evaluate", "predict",
                    "export"]
@@ -39,10 +41,6 @@ DEFAULT_LOG_LEVEL = "2"  # TensorFlow's C++ errors only, no INFO or WARNING line
 CPP_LOG_LINE = re.compile(r"([IWEF])\d{4} \d+:\d+:\d+\.\d+\s+\d+ \S+:\d+\] ")
 SEVERITIES = "IWEF"  # TF_CPP_MIN_LOG_LEVEL n hides the first n of these
 ABSL_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
-
-
-class CommandError(Exception):
-    """An error whose message is shown to the user as-is (exit code 2)."""
 
 
 # Errors a user provokes with a bad argument or file: one line, exit code 2.

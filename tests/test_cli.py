@@ -176,3 +176,19 @@ def test_model_table_tool_refuses_bad_input_in_one_line(tmp_path):
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert fragment in proc.stderr
     assert plain.read_text() == "no markers\n"
+
+
+def test_module_entry_point_reports_command_errors_in_one_line(tmp_path):
+    """``python -m keras_cnnclassics.cli`` runs cli as ``__main__``: a CommandError raised by a
+    subcommand must still be a user error (exit 2, one line), not an 'unexpected' crash."""
+    script = (
+        "import sys, keras_cnnclassics.commands.list as command\n"
+        "from keras_cnnclassics.commands import CommandError\n"
+        "def run(args): raise CommandError('planted user error')\n"
+        "command.run = run\n"
+        "sys.argv = ['cnnclassics', 'list']\n"
+        "import runpy; runpy.run_module('keras_cnnclassics.cli', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "cnnclassics list: error: planted user error"

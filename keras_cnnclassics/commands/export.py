@@ -69,7 +69,7 @@ def run(args):
     import json
     import sys
 
-    from keras_cnnclassics.cli import CommandError
+    from keras_cnnclassics.commands import CommandError
     from keras_cnnclassics.export.quiet import silenced
 
     with silenced(not args.verbose):  # TensorFlow's import-time log lines ignore TF_CPP_MIN_LOG_LEVEL
