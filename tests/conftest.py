@@ -30,6 +30,9 @@ except ImportError:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Before Keras loads TensorFlow: turns oneDNN on where the user has not chosen, as the package
+# does for its users, so channels_first runs on CPUs whose TensorFlow leaves oneDNN off.
+import keras_cnnclassics.backend_support  # noqa: E402,F401
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
