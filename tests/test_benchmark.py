@@ -14,6 +14,7 @@ import sys
 
 import keras
 import pytest
+from capabilities import needs_channels_first
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -183,7 +184,8 @@ def test_failed_cases_show_their_error_and_formats_render():
     assert json.loads(format_rows(rows, "json"))[1]["seconds"] == 2.0
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize(
+    "data_format", ["channels_last", pytest.param("channels_first", marks=needs_channels_first)])
 def test_run_case_measures_a_real_forward_pass(data_format):
     case = Case("infer", model="squeezenet1_1", impl="ours", backend=keras.backend.backend(), batch=2,
                 image_size=64, repeat=2, warmup=1, data_format=data_format)

@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 import pytest
+from capabilities import needs_channels_first
 
 import keras
 import keras_cnnclassics as kc
@@ -267,6 +268,7 @@ def test_input_shape_must_agree_with_a_built_model():
     assert kc.profile(model, input_shape=(28, 28, 1)).total_params == 1_256_080
 
 
+@needs_channels_first
 def test_channels_first_gives_the_same_numbers():
     expected = kc.profile("alexnet", input_shape=(227, 227, 3)).to_dicts()
     keras.config.set_image_data_format("channels_first")
