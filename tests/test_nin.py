@@ -15,6 +15,7 @@ from keras_cnnclassics.registry import get_spec
 
 from parity_tolerance import assert_logits_close
 from reference import require
+
 # (name, in, out, kernel) of every conv: three mlpconv blocks, the last ending in 10 class maps.
 NIN_CONVS = [
     ("conv1", 3, 192, 5), ("cccp1", 192, 160, 1), ("cccp2", 160, 96, 1),
