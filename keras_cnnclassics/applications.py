@@ -1,7 +1,8 @@
 """The keras.applications constructor contract, implemented once for every model.
 
-Every public constructor (``VGG16``, ``ResNet50``, ...) is made by
-:func:`make_constructor` and ends in :func:`build_model`, which
+Every public constructor (``VGG16``, ``ResNet50``, ...) is an explicit function
+registered with :func:`keras_cnnclassics.registry.register_model`, whose body is one
+call to :func:`build_model` through its registry entry, which
 
 1. validates the common arguments (``weights``, ``pooling``, ``classes``, ...),
 2. resolves and validates ``input_shape`` against the architecture's minimum
@@ -11,14 +12,22 @@ Every public constructor (``VGG16``, ``ResNet50``, ...) is made by
 5. names the model and loads ``weights`` from a local file with a clear error
    when the file does not fit (:mod:`keras_cnnclassics.weights`).
 
+The constructors' common argument documentation is written once here
+(:func:`constructor_doc`) and appended to each constructor's own short docstring.
 Argument meanings follow ``keras.applications`` (e.g. ``keras.applications.ResNet50``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
+import json
 import numbers
 import os
+import sys
+import textwrap
+import weakref
 
 import keras
 
@@ -27,6 +36,15 @@ from keras_cnnclassics.backend_support import require_channels_first_support
 
 POOLING_CHOICES = (None, "avg", "max")
 WEIGHT_SUFFIXES = (".weights.h5", ".keras", ".h5")
+STATS_PATH = os.path.join(os.path.dirname(__file__), "data", "model_stats.json")
+
+# Keras maps a functional graph recursively, one Python frame per layer along its
+# longest path (keras-team/keras#15596): Python's default limit of 1,000 stops near
+# 950 chained layers, ResNet-1202 chains 4,213.
+DEEP_GRAPH_RECURSION_LIMIT = 30_000
+
+# Models built here -> their registry name, whatever the Keras name the user chose.
+_BUILT_FROM = weakref.WeakKeyDictionary()
 
 
 def channels_last() -> bool:
@@ -223,8 +241,9 @@ def build_model(
         pooling=pooling,
         **options,
     )
-    model = keras.Model(img_input, outputs, name=name or spec.name)
-    model._cnnclassics_name = spec.name  # lets feature_extractor/profile find the spec
+    with deep_graph_recursion():
+        model = keras.Model(img_input, outputs, name=name or spec.name)
+    _BUILT_FROM[model] = spec.name
     if weights is not None:
         weights_lib.load_weights(model, weights)
     if input_tensor is None:
@@ -233,78 +252,116 @@ def build_model(
     return keras.Model(source, model(input_tensor), name=model.name)
 
 
-_CONSTRUCTOR_DOC = """{title}
+def registry_name(model):
+    """The registry name of a model built by :func:`build_model` (whatever its Keras
+    ``name``), or None for any other model."""
+    return _BUILT_FROM.get(model)
 
-Reference: {paper}
-{notes}
+
+@contextlib.contextmanager
+def deep_graph_recursion(limit=DEEP_GRAPH_RECURSION_LIMIT):
+    """Within the block, let Keras map functional graphs about ``limit`` layers deep.
+
+    Python's recursion limit is raised (never lowered) and restored on exit. Building
+    uses it; wrap ``keras.saving.load_model``, ``keras.models.clone_model`` or
+    ``keras.Model(...)`` of a 1,000-layer network (``resnet1202``,
+    ``preact_resnet1001``) in it as well.
+    """
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+# The keras.applications signature every public constructor has (``classes`` defaults
+# to the model's ``default_classes``).
+CONSTRUCTOR_DEFAULTS = {
+    "include_top": True,
+    "weights": None,
+    "input_tensor": None,
+    "input_shape": None,
+    "pooling": None,
+    "classes": None,
+    "classifier_activation": "softmax",
+    "name": None,
+}
+
+
+def check_constructor_signature(constructor, spec):
+    """Raise TypeError unless ``constructor`` has exactly the keras.applications signature."""
+    parameter = inspect.Parameter
+    defaults = {**CONSTRUCTOR_DEFAULTS, "classes": spec.default_classes}
+    expected = inspect.Signature(
+        [parameter(n, parameter.POSITIONAL_OR_KEYWORD, default=d) for n, d in defaults.items()]
+        + [parameter("kwargs", parameter.VAR_KEYWORD)]
+    )
+    got = inspect.signature(constructor)
+    if got != expected:
+        raise TypeError(f"{constructor.__name__}{got}: a model constructor's signature must be {expected}.")
+
+
+_CONSTRUCTOR_ARGS = """
 Args:
     include_top: whether to include the classifier head.
     weights: None (random initialisation) or the path of a local ``.weights.h5``,
         ``.keras`` or legacy ``.h5`` file for this architecture (see
         ``cnnclassics convert`` for torchvision/timm checkpoints).
     input_tensor: optional Keras tensor to use as the model's input.
-    input_shape: optional shape tuple, {layout}; default {default}. Height and
-        width must be >= {min_size}.
+    input_shape: optional shape tuple, (height, width, channels) for
+        channels_last; default {default}. Height and width must be >= {min_size}.
     pooling: None, "avg" or "max"; global pooling applied when
         ``include_top=False``.
     classes: number of classes of the head (default {classes}).
     classifier_activation: activation of the head ("softmax", None for logits).
     name: the model's name (default ``"{name}"``).
-    **family_options: options of the {family} family builder: {family_opts}.
+{options}
 
 Returns:
-    A ``keras.Model`` with {params:,} parameters at the default settings{ref}.
+    A ``keras.Model``.
 """
 
 
-def make_constructor(spec, doc=None):
-    """A public constructor with the keras.applications signature for ``spec``."""
-
-    def constructor(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=spec.default_classes,
-        classifier_activation="softmax",
-        name=None,
-        **family_options,
-    ):
-        return build_model(
-            spec,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            name=name,
-            **family_options,
-        )
-
-    builder_opts = [
-        n
-        for n, p in inspect.signature(spec.builder).parameters.items()
+def constructor_doc(spec, summary):
+    """``summary`` (the constructor's own docstring), then the reference, the model's
+    size and the common ``Args`` section."""
+    options = [
+        n for n, p in inspect.signature(spec.builder).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
         and n not in ("include_top", "classes", "classifier_activation", "pooling")
     ]
-    constructor.__name__ = constructor.__qualname__ = spec.constructor
-    constructor.__module__ = spec.builder.__module__
-    constructor.__doc__ = _CONSTRUCTOR_DOC.format(
-        title=doc or f"Instantiates the {spec.constructor} architecture.",
-        paper=spec.paper,
-        notes=(spec.notes + "\n") if spec.notes else "",
-        layout="(height, width, channels) for channels_last",
-        default=spec.input_shape,
-        min_size=spec.min_size,
-        classes=spec.default_classes,
-        name=spec.name,
-        family=spec.family,
-        family_opts=", ".join(builder_opts) or "none",
-        params=spec.params,
-        ref=f"; matches {spec.reference}" if spec.reference else "",
+    macs = _cached_macs(spec)
+    size = f"Parameters: {spec.params:,} (with {spec.default_classes} classes)." + (
+        f" Multiply-adds: {macs / 1e9:.3g} G per {'x'.join(map(str, spec.input_shape))} image." if macs else ""
+    ) + (f" Matches {spec.reference}." if spec.reference else "")
+    paragraphs = [
+        inspect.cleandoc(summary or f"Instantiates {spec.constructor}."),
+        *(textwrap.fill(text, 88) for text in (f"Reference: {spec.paper}", size, spec.notes) if text),
+    ]
+    options_doc = textwrap.fill(
+        f"**kwargs: options of the {spec.family} family builder: {', '.join(options) or 'none'}.",
+        88, initial_indent="    ", subsequent_indent="        ",
     )
-    constructor.spec = spec
-    return constructor
+    return "\n\n".join(paragraphs) + "\n" + _CONSTRUCTOR_ARGS.format(
+        default=spec.input_shape, min_size=spec.min_size, classes=spec.default_classes,
+        name=spec.name, options=options_doc,
+    )
+
+
+def _cached_macs(spec):
+    """``spec``'s multiply-adds from the profiler's cache (``data/model_stats.json``),
+    or None where its entry is missing or was made for another count or input."""
+    entry = _cached_stats().get(spec.name, {})
+    if entry.get("params") != spec.params or tuple(entry.get("input_shape", ())) != spec.input_shape:
+        return None
+    return entry.get("macs")
+
+
+@functools.cache
+def _cached_stats():
+    try:
+        with open(STATS_PATH, encoding="utf-8") as handle:
+            return json.load(handle)["models"]
+    except (OSError, ValueError, KeyError):
+        return {}

@@ -17,11 +17,11 @@ change per layer type:
 strict: every Keras weight filled, every source tensor used, else a ValueError
 listing the missing, unexpected and shape-mismatched names.
 
-Family-specific differences live next to each family: a family module may define
-``TORCH_MAPPING``, a :class:`TorchMapping` or a function ``(spec, options) ->
-TorchMapping`` (key renames such as DenseNet's legacy ``norm.1`` names, source
-tensors the Keras model deliberately lacks such as auxiliary classifiers, and the
-torchvision/timm constructor arguments that match the Keras options).
+What differs per model is declared on its registry entry (``torch_mapping``, a
+:class:`~keras_cnnclassics.mapping.TorchMapping` or a function of the options): key
+renames such as DenseNet's legacy ``norm.1`` names, source tensors the Keras model
+deliberately lacks such as auxiliary classifiers, and the torchvision/timm
+constructor arguments that match the Keras options.
 
 :func:`convert_checkpoint` is the whole tool (``cnnclassics convert``,
 ``tools/convert_weights.py``): read a ``.pth``/``.safetensors`` file
@@ -34,14 +34,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import sys
-from typing import Any, Callable, Mapping
 
 import numpy as np
 import keras
 
 from keras_cnnclassics.checkpoints import progress_bar, read_checkpoint
+from keras_cnnclassics.mapping import TorchMapping, aux_head_mapping  # noqa: F401  (public here too)
 from keras_cnnclassics.weights import _leaf_layers, atomic_path, file_manifest, model_manifest
 
 __all__ = [
@@ -215,47 +213,10 @@ def state_dict_to_keras(model, state_dict, name_map=None, progress=False):
 # ----------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class TorchMapping:
-    """How a family's torch checkpoints differ from the generic per-layer rule.
-
-    Attributes:
-        rename: ``(regex, replacement)`` pairs applied in order to every source key
-            (``re.sub``), e.g. the legacy ``denselayer1.norm.1.weight`` keys of
-            torchvision's published DenseNet files -> ``denselayer1.norm1.weight``.
-        drop: regexes of source keys the Keras model deliberately has no layer for,
-            e.g. ``r"^aux[12]\\."`` (GoogLeNet's auxiliary classifiers).
-        reference_kwargs: keyword arguments of the torchvision/timm constructor
-            that builds the same network as the Keras options (``aux_logits``,
-            ``transform_input``); used to verify a conversion.
-    """
-
-    rename: tuple = ()
-    drop: tuple = ()
-    reference_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-    def apply(self, state_dict):
-        """``(renamed state dict without the dropped keys, sorted dropped keys)``."""
-        renamed, dropped = {}, []
-        for key, value in state_dict.items():
-            for pattern, replacement in self.rename:
-                key = re.sub(pattern, replacement, key)
-            if any(re.search(pattern, key) for pattern in self.drop):
-                dropped.append(key)
-                continue
-            if key in renamed:
-                raise ValueError(f"Two checkpoint tensors map to the same name {key!r}.")
-            renamed[key] = value
-        return renamed, sorted(dropped)
-
-
 def family_mapping(spec, options=None) -> TorchMapping:
-    """The family module's ``TORCH_MAPPING`` for ``spec`` (the generic rule if it has none)."""
-    module = sys.modules[spec.builder.__module__]
-    mapping = getattr(module, "TORCH_MAPPING", None)
-    if callable(mapping) and not isinstance(mapping, TorchMapping):
-        mapping = mapping(spec, {**spec.options, **(options or {})})
-    return mapping or TorchMapping()
+    """The :class:`TorchMapping` declared on ``spec``'s registry entry for ``options``
+    (the generic rule where it declares none)."""
+    return spec.mapping(options)
 
 
 def head_layer(model):
@@ -579,27 +540,3 @@ def _write(model, path, force):
         model.save_weights(tmp, overwrite=True)
         if file_manifest(tmp) != model_manifest(model):
             raise ValueError(f"The written weights file does not read back as {model.name!r}.")
-
-
-def aux_head_mapping(aux_keys):
-    """``TORCH_MAPPING`` of a torchvision network with auxiliary classifiers and
-    ``transform_input`` (GoogLeNet, Inception v3).
-
-    Published checkpoints hold the auxiliary heads (regex ``aux_keys``); a Keras
-    model built without them (``aux_logits=False``, the default) leaves them out on
-    purpose. The verifying torchvision model gets the same ``aux_logits`` and
-    ``transform_input`` as the Keras options.
-    """
-
-    def mapping(spec, options):
-        aux = bool(options.get("aux_logits", False))
-        return TorchMapping(
-            drop=() if aux else (aux_keys,),
-            reference_kwargs={
-                "aux_logits": aux,
-                "transform_input": bool(options.get("transform_input", False)),
-                "init_weights": False,
-            },
-        )
-
-    return mapping

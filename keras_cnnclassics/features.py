@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import keras
 
+from keras_cnnclassics.applications import deep_graph_recursion, registry_name
 from keras_cnnclassics.registry import get_model, get_spec
 
 __all__ = ["feature_extractor", "feature_info"]
 
 
 def _spec_of(model):
-    spec_name = getattr(model, "_cnnclassics_name", None) or model.name
+    spec_name = registry_name(model) or model.name
     try:
         return get_spec(spec_name)
     except ValueError:
@@ -83,4 +84,5 @@ def feature_extractor(model_or_name, out_indices=None, **kwargs):
             f"{len(names)} stages (indices 0..{len(names) - 1})."
         )
     outputs = [model.get_layer(names[i]).output for i in out_indices]
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    with deep_graph_recursion():
+        return keras.Model(model.inputs, outputs, name=f"{model.name}_features")

@@ -14,6 +14,9 @@ from keras_cnnclassics.blocks import channel_axis
 # torchvision's ImageNet normalisation (transforms.Normalize in every weights entry).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# timm's IMAGENET_INCEPTION_MEAN / _STD: [0, 1] to [-1, 1] (keras.applications' "tf" mode).
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
 
 
 def normalize(x, mean, std, scale=255.0):
@@ -31,6 +34,13 @@ def torch_preprocess_input(x, data_format=None):
     """torchvision's ImageNet normalisation: ``(x / 255 - mean) / std`` (RGB)."""
     del data_format  # the configured image_data_format decides the channel axis
     return normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def inception_preprocess_input(x, data_format=None):
+    """timm's Inception normalisation: ``(x / 255 - 0.5) / 0.5`` (RGB, to [-1, 1]);
+    the pre-activation ResNets' weights (timm ``resnetv2_*``) expect it."""
+    del data_format
+    return normalize(x, INCEPTION_MEAN, INCEPTION_STD)
 
 
 def unit_preprocess_input(x, data_format=None):

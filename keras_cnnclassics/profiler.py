@@ -53,6 +53,7 @@ from typing import Callable
 import keras
 
 from keras_cnnclassics import layers as kc_layers
+from keras_cnnclassics.applications import registry_name
 from keras_cnnclassics.counting import layer_params
 
 __all__ = ["profile", "ProfileResult", "LayerRow", "Cost", "register_cost", "shapes_only"]
@@ -690,7 +691,7 @@ def profile(
         )
     rows = input_rows + [c.row for c in calls]
     return ProfileResult(
-        model_name=getattr(model, "_cnnclassics_name", None) or model.name,
+        model_name=registry_name(model) or model.name,
         input_shape=tuple(specs[0].shape[1:]),
         batch_size=batch_size,
         true_flops=bool(true_flops),

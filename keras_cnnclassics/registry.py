@@ -1,10 +1,14 @@
 """Model registry: every public model is registered here by name.
 
-``register_model`` turns a family builder into a keras.applications-style public
-constructor (see :mod:`keras_cnnclassics.applications`) and records the metadata
-that ``model_info`` returns and the tests check: paper, year, exact parameter count
-at the default number of classes, default input shape, the torchvision/timm model it
-matches, and the published ImageNet top-1 with its source.
+``@register_model(name, ...)`` decorates a model's explicit public constructor
+(``def ResNet50(include_top=True, weights=None, ...)``, one per model, as
+torchvision and timm write them) and records everything the package's tools need
+to know about that model in a :class:`ModelSpec`: family, builder and options,
+paper, year, exact parameter count at the default number of classes, default
+input shape, the torchvision/timm model it matches, the published ImageNet top-1
+with its source, ``preprocess_input``, the torch checkpoint mapping and the
+stage-end layers for feature extraction. The tools read the entry; they never
+look a model's module up by name.
 
 Modelled on torchvision's ``models/_api.py`` (builder plus metadata and a registry)
 and timm's ``@register_model``.
@@ -15,7 +19,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import re
 from typing import Any, Callable, Mapping
+
+from keras_cnnclassics.mapping import TorchMapping
 
 __all__ = [
     "ModelSpec",
@@ -34,7 +41,8 @@ class ModelSpec:
     Attributes:
         name: lowercase registry name, e.g. ``"vgg16_bn"``.
         constructor: name of the public constructor, e.g. ``"VGG16_BN"``.
-        family: family module name, e.g. ``"vgg"``.
+        family: the family the model belongs to, e.g. ``"vgg"``; models of one
+            family share a builder and a module under ``keras_cnnclassics/models``.
         builder: ``builder(img_input, *, include_top, classes,
             classifier_activation, pooling, **options) -> outputs``.
         options: family options fixed for this variant (depth, width, ...).
@@ -44,8 +52,13 @@ class ModelSpec:
             (or ``default_classes``).
         input_shape: default input shape, channels_last ``(H, W, C)``.
         min_size: smallest spatial size (H and W) the network accepts.
+        preprocess_input: ``preprocess_input(x)``: the normalisation the model's
+            weights expect, from images in [0, 255].
         reference: the torchvision/timm model this one matches exactly
             (``"torchvision:resnet50"``, ``"timm:legacy_seresnet50"``) or None.
+        torch_mapping: how that model's checkpoints differ from the generic
+            per-layer copy: a :class:`~keras_cnnclassics.mapping.TorchMapping`, a
+            function ``(options) -> TorchMapping``, or None (no difference).
         default_classes: number of classes of the default head.
         flexible_top: True when the top ends in global/adaptive pooling, so
             ``include_top=True`` accepts any input size >= ``min_size``.
@@ -69,7 +82,9 @@ class ModelSpec:
     params: int
     input_shape: tuple
     min_size: int
+    preprocess_input: Callable[..., Any]
     reference: str | None = None
+    torch_mapping: Any = None
     default_classes: int = 1000
     flexible_top: bool = True
     top1: float | None = None
@@ -80,10 +95,18 @@ class ModelSpec:
 
     def stage_outputs(self, options=None) -> tuple:
         """Names of the stage-end layers for these options (see ``feature_layers``)."""
-        layers = self.feature_layers
-        if callable(layers):
-            layers = layers({**self.options, **(options or {})})
-        return tuple(layers)
+        return tuple(_for_options(self.feature_layers, self.options, options))
+
+    def mapping(self, options=None) -> TorchMapping:
+        """The :class:`TorchMapping` of this model built with ``options``."""
+        return _for_options(self.torch_mapping, self.options, options) or TorchMapping()
+
+    def build(self, *args, **kwargs):
+        """Build this model through the keras.applications contract
+        (:func:`keras_cnnclassics.applications.build_model`)."""
+        from keras_cnnclassics import applications
+
+        return applications.build_model(self, *args, **kwargs)
 
     def info(self) -> dict:
         """The public metadata as a plain dict (what ``model_info`` returns)."""
@@ -105,6 +128,13 @@ class ModelSpec:
         }
 
 
+def _for_options(value, fixed, options):
+    """``value``, or ``value(options)`` when it is a function of the model's options."""
+    if callable(value) and not isinstance(value, TorchMapping):
+        return value({**fixed, **(options or {})})
+    return value
+
+
 _REGISTRY: dict[str, ModelSpec] = {}
 
 HEAVY_PARAMS = 30_000_000
@@ -113,58 +143,56 @@ HEAVY_PARAMS = 30_000_000
 def register_model(
     name: str,
     *,
+    family: str,
     builder: Callable[..., Any],
+    preprocess_input: Callable[..., Any],
     paper: str,
     year: int,
     params: int,
-    input_shape: tuple = (224, 224, 3),
     min_size: int,
-    constructor: str | None = None,
+    input_shape: tuple = (224, 224, 3),
     options: Mapping[str, Any] | None = None,
-    reference: str | None = None,
-    default_classes: int = 1000,
-    flexible_top: bool = True,
-    top1: float | None = None,
-    top1_source: str | None = None,
-    notes: str = "",
     heavy: bool | None = None,
-    feature_layers: Any = (),
-    doc: str | None = None,
+    **metadata,
 ):
-    """Register a model variant and return its public constructor.
+    """Decorator registering a model's public constructor under ``name``.
 
-    The returned function has the keras.applications signature
+    The decorated function must have the keras.applications signature
     ``(include_top=True, weights=None, input_tensor=None, input_shape=None,
-    pooling=None, classes=..., classifier_activation="softmax", name=None,
-    **family_options)``; see :func:`keras_cnnclassics.applications.build_model`.
+    pooling=None, classes=<default_classes>, classifier_activation="softmax",
+    name=None, **kwargs)`` and build through ``<Constructor>.spec.build(...)``.
+    The decorator records the :class:`ModelSpec` (other keyword arguments: the
+    optional fields of :class:`ModelSpec`), attaches it as ``constructor.spec``
+    and appends the common argument documentation to the constructor's docstring.
     """
     from keras_cnnclassics import applications
 
     if name != name.lower() or name in _REGISTRY:
         raise ValueError(f"Model name {name!r} must be lowercase and unique.")
-    family = builder.__module__.rsplit(".", 1)[-1]
-    spec = ModelSpec(
-        name=name,
-        constructor=constructor or name,
-        family=family,
-        builder=builder,
-        options=dict(options or {}),
-        paper=paper,
-        year=year,
-        params=params,
-        input_shape=tuple(input_shape),
-        min_size=min_size,
-        reference=reference,
-        default_classes=default_classes,
-        flexible_top=flexible_top,
-        top1=top1,
-        top1_source=top1_source,
-        notes=notes,
-        heavy=params > HEAVY_PARAMS if heavy is None else heavy,
-        feature_layers=feature_layers,
-    )
-    _REGISTRY[name] = spec
-    return applications.make_constructor(spec, doc=doc)
+
+    def register(constructor):
+        spec = ModelSpec(
+            name=name,
+            constructor=constructor.__name__,
+            family=family,
+            builder=builder,
+            options=dict(options or {}),
+            paper=paper,
+            year=year,
+            params=params,
+            input_shape=tuple(input_shape),
+            min_size=min_size,
+            preprocess_input=preprocess_input,
+            heavy=params > HEAVY_PARAMS if heavy is None else heavy,
+            **metadata,
+        )
+        applications.check_constructor_signature(constructor, spec)
+        constructor.__doc__ = applications.constructor_doc(spec, constructor.__doc__)
+        constructor.spec = spec
+        _REGISTRY[name] = spec
+        return constructor
+
+    return register
 
 
 def _ensure_models_loaded():
@@ -172,14 +200,19 @@ def _ensure_models_loaded():
     import keras_cnnclassics.models  # noqa: F401
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Sorted registry names, optionally filtered by an fnmatch ``pattern``.
+def natural_key(name: str) -> list:
+    """Sort key reading digit runs as numbers: ``resnet18`` before ``resnet101``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
-    >>> list_models("vgg1[69]*")
-    ['vgg16', 'vgg16_bn', 'vgg19', 'vgg19_bn']
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registry names in natural order, optionally filtered by an fnmatch ``pattern``.
+
+    >>> list_models("resnet1*")
+    ['resnet18', 'resnet101', 'resnet110', 'resnet110_stochastic_depth', 'resnet152', 'resnet1202']
     """
     _ensure_models_loaded()
-    names = sorted(_REGISTRY)
+    names = sorted(_REGISTRY, key=natural_key)
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern.lower())]
     return names
@@ -210,10 +243,7 @@ def get_model(name: str, /, **kwargs):
 
     >>> model = get_model("vgg11", classes=10, input_shape=(64, 64, 3), name="my_vgg")
     """
-    spec = get_spec(name)
-    from keras_cnnclassics import applications
-
-    return applications.build_model(spec, **kwargs)
+    return get_spec(name).build(**kwargs)
 
 
 def model_info(name: str) -> dict:
@@ -222,6 +252,6 @@ def model_info(name: str) -> dict:
 
 
 def all_specs() -> list[ModelSpec]:
-    """Every registered spec, sorted by name."""
+    """Every registered spec, in natural order of their names (see :func:`list_models`)."""
     _ensure_models_loaded()
-    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+    return [_REGISTRY[n] for n in sorted(_REGISTRY, key=natural_key)]

@@ -436,7 +436,7 @@ def test_preprocess_input_equals_the_reference_normalisation(spec):
     model's pretrained_cfg mean/std."""
     image = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype("uint8")
     original = image.copy()
-    got = sys.modules[spec.builder.__module__].preprocess_input(image)
+    got = spec.preprocess_input(image)
     tensor = torch.from_numpy(image.transpose(0, 3, 1, 2).astype("float32") / 255.0)
     name = spec.reference.split(":", 1)[1]
     models = torchvision_models()

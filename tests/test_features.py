@@ -53,3 +53,12 @@ def test_unknown_model_object_is_refused():
     inputs = keras.Input((8, 8, 3))
     with pytest.raises(ValueError, match="pass the registry name"):
         kc.feature_extractor(keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs), name="mine"))
+
+
+def test_a_renamed_model_still_finds_its_registry_entry():
+    """The registry name of a model built here is remembered outside the model object."""
+    model = kc.VGG11(include_top=False, input_shape=(32, 32, 3), name="my_backbone")
+    assert not any(name.startswith("_cnnclassics") for name in vars(model))
+    extractor = kc.feature_extractor(model, out_indices=(3,))
+    assert extractor.name == "my_backbone_features"
+    assert [tuple(o.shape[1:]) for o in extractor.outputs] == [(1, 1, 512)]

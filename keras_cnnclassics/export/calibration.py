@@ -82,11 +82,9 @@ def calibration_batches(images, batch):
 
 
 def preprocess_function(preprocess, registry_name, notes):
-    """The model's own ``preprocess_input`` (its family module's), or what was asked."""
+    """The model's own ``preprocess_input`` (declared on its registry entry), or what was asked."""
     if callable(preprocess):
         return preprocess
-    import importlib
-
     from keras_cnnclassics import registry
 
     name = preprocess or registry_name
@@ -95,8 +93,7 @@ def preprocess_function(preprocess, registry_name, notes):
     if name is None:
         notes.append("not a registry model: images are fed unscaled in [0, 255] (pass preprocess=)")
         return lambda x: np.asarray(x, "float32")
-    family = registry.get_spec(name).family
-    return importlib.import_module(f"keras_cnnclassics.models.{family}").preprocess_input
+    return registry.get_spec(name).preprocess_input
 
 
 def datasets(request, shape, preprocess):

@@ -1,7 +1,11 @@
 """Model families; importing this package registers every model.
 
-One module per family. Each module defines its blocks and builder, registers its
-variants (which creates the public constructors) and exports ``preprocess_input``.
+One module per family. Each module defines its blocks and builder, one explicit
+public constructor per model under ``@register_model`` (whose registry entry
+declares everything the tools need: family, preprocessing, torch mapping,
+reference, published numbers, stage-end layers) and exports ``preprocess_input``.
+A family module imports only the building blocks, layers, initialisers,
+preprocessing, the torch mapping declarations and the registry: never a tool.
 """
 
 from keras_cnnclassics.models.lenet import *  # noqa: F401,F403

@@ -117,35 +117,29 @@ def _alexnet_original(img_input, *, include_top, classes, classifier_activation,
     return alexnet_head(x, include_top, classes, classifier_activation, pooling, adaptive=False)
 
 
-AlexNet = register_model(
-    "alexnet",
-    constructor="AlexNet",
-    builder=_alexnet,
-    paper=ONE_WEIRD_TRICK + " After " + ALEXNET_PAPER,
-    year=2012,
-    params=61_100_840,
-    input_shape=(224, 224, 3),
-    min_size=63,
+@register_model(
+    "alexnet", family="alexnet", builder=_alexnet, preprocess_input=preprocess_input,
+    paper=ONE_WEIRD_TRICK + " After " + ALEXNET_PAPER, year=2012, params=61_100_840, min_size=63,
     reference="torchvision:alexnet",
     feature_layers=("features_0", "features_2", "features_5", "features_12"),
-    top1=56.522,
-    top1_source="torchvision AlexNet_Weights.IMAGENET1K_V1",
-    doc="Instantiates torchvision's AlexNet (accepts 224x224 and 227x227 input).",
+    top1=56.522, top1_source="torchvision AlexNet_Weights.IMAGENET1K_V1",
 )
+def AlexNet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+            classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """torchvision's single-tower AlexNet (accepts 224x224 and 227x227 input)."""
+    return AlexNet.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                              classifier_activation, name, **kwargs)
 
-AlexNetOriginal = register_model(
-    "alexnet_original",
-    constructor="AlexNetOriginal",
-    builder=_alexnet_original,
-    paper=ALEXNET_PAPER,
-    year=2012,
-    params=60_965_224,
-    input_shape=(227, 227, 3),
-    min_size=67,
-    flexible_top=False,
-    feature_layers=("features_2", "features_6", "features_12", "features_14"),
-    top1=59.3,
-    top1_source="Krizhevsky et al. 2012, Table 2 (1 CNN, val top-1 error 40.7 %)",
+
+@register_model(
+    "alexnet_original", family="alexnet", builder=_alexnet_original, preprocess_input=preprocess_input,
+    paper=ALEXNET_PAPER, year=2012, params=60_965_224, input_shape=(227, 227, 3), min_size=67,
+    flexible_top=False, feature_layers=("features_2", "features_6", "features_12", "features_14"),
+    top1=59.3, top1_source="Krizhevsky et al. 2012, Table 2 (1 CNN, val top-1 error 40.7 %)",
     notes="Two-tower grouped convolutions and LRN as in the paper; towers=1 merges them.",
-    doc="Instantiates the original two-tower AlexNet of Krizhevsky et al. (2012).",
 )
+def AlexNetOriginal(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                    classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """The original two-tower AlexNet of Krizhevsky et al. (2012)."""
+    return AlexNetOriginal.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                      classifier_activation, name, **kwargs)

@@ -49,8 +49,8 @@ from keras_cnnclassics.blocks import (
     max_pool2d,
     relu,
 )
-from keras_cnnclassics.convert import TorchMapping
 from keras_cnnclassics.initializers import host_he_normal
+from keras_cnnclassics.mapping import TorchMapping
 from keras_cnnclassics.preprocessing import torch_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
 
@@ -254,31 +254,20 @@ def _densenet_cifar(
 
 # ----------------------------------------------------------------------------- registry
 
-# name -> (growth rate, block config, init features, params, torchvision top-1 or paper top-1)
-_IMAGENET = {
-    "densenet121": (32, (6, 12, 24, 16), 64, 7_978_856, 74.434),
-    "densenet169": (32, (6, 12, 32, 32), 64, 14_149_480, 75.600),
-    "densenet201": (32, (6, 12, 48, 32), 64, 20_013_928, 76.896),
-    "densenet161": (48, (6, 12, 36, 24), 96, 28_681_000, 77.138),
-    "densenet264": (32, (6, 12, 64, 48), 64, 33_337_704, 77.85),
-}
+# Weight conversion: torchvision's published DenseNet files use the legacy names
+# "denselayer1.norm.1.weight"; torchvision renames them on loading, so do we.
+LEGACY_NAMES = TorchMapping(rename=((r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", r"\1\2."),))
 
 
-def _register_imagenet(name, growth_rate, block_config, init_features, params, top1):
+def _imagenet_entry(name, growth_rate, block_config, init_features, params, top1):
+    """``register_model`` for an ImageNet DenseNet-BC; all but DenseNet-264 are torchvision's."""
     depth = name[len("densenet"):]
     torchvision = name != "densenet264"
     return register_model(
-        name,
-        constructor=f"DenseNet{depth}",
-        builder=_densenet,
-        options={
-            "growth_rate": growth_rate, "block_config": block_config, "init_features": init_features,
-        },
-        paper=DENSENET_PAPER,
-        year=2016,
-        params=params,
-        min_size=29,
-        reference=f"torchvision:{name}" if torchvision else None,
+        name, family="densenet", builder=_densenet, preprocess_input=preprocess_input,
+        options={"growth_rate": growth_rate, "block_config": block_config, "init_features": init_features},
+        paper=DENSENET_PAPER, year=2016, params=params, min_size=29,
+        reference=f"torchvision:{name}" if torchvision else None, torch_mapping=LEGACY_NAMES,
         # Only DenseNet-121 runs the generic forward/save/fit checks on every backend:
         # the deeper ones are 500-900-layer graphs whose tracing dominates test time.
         heavy=name != "densenet121",
@@ -293,68 +282,95 @@ def _register_imagenet(name, growth_rate, block_config, init_features, params, t
             "k=32, blocks 6/12/64/48 (paper Table 1); same module names as torchvision's "
             "DenseNet(32, (6, 12, 64, 48), 64), whose parameter count it equals."
         ),
-        doc=f"Instantiates DenseNet-{depth} (DenseNet-BC, k={growth_rate}).",
     )
 
 
-DenseNet121, DenseNet169, DenseNet201, DenseNet161, DenseNet264 = (
-    _register_imagenet(name, *values) for name, values in _IMAGENET.items()
-)
+@_imagenet_entry("densenet121", 32, (6, 12, 24, 16), 64, 7_978_856, 74.434)
+def DenseNet121(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """DenseNet-121 (DenseNet-BC, k=32, dense blocks 6/12/24/16)."""
+    return DenseNet121.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                  classifier_activation, name, **kwargs)
+
+
+@_imagenet_entry("densenet169", 32, (6, 12, 32, 32), 64, 14_149_480, 75.600)
+def DenseNet169(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """DenseNet-169 (DenseNet-BC, k=32, dense blocks 6/12/32/32)."""
+    return DenseNet169.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                  classifier_activation, name, **kwargs)
+
+
+@_imagenet_entry("densenet201", 32, (6, 12, 48, 32), 64, 20_013_928, 76.896)
+def DenseNet201(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """DenseNet-201 (DenseNet-BC, k=32, dense blocks 6/12/48/32)."""
+    return DenseNet201.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                  classifier_activation, name, **kwargs)
+
+
+@_imagenet_entry("densenet161", 48, (6, 12, 36, 24), 96, 28_681_000, 77.138)
+def DenseNet161(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """DenseNet-161 (DenseNet-BC, k=48, dense blocks 6/12/36/24)."""
+    return DenseNet161.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                  classifier_activation, name, **kwargs)
+
+
+@_imagenet_entry("densenet264", 32, (6, 12, 64, 48), 64, 33_337_704, 77.85)
+def DenseNet264(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """DenseNet-264 (DenseNet-BC, k=32, dense blocks 6/12/64/48)."""
+    return DenseNet264.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                  classifier_activation, name, **kwargs)
 
 
 def _cifar_stage_layers(options):
     return stage_layer_names(3)
 
 
-# name -> (constructor, options, params at 10 classes, Table 2 (params, C10+ error %), heavy).
-# Table 2's other rows are options of these constructors, e.g. DenseNet-BC (L=250, k=24),
-# 15,324,406 parameters: DenseNetBC100_K12_CIFAR(depth=250, growth_rate=24). It is not
-# registered: its 876-layer graph took 13 min of JAX compilation in the generic fit test.
-_CIFAR = {
-    "densenet40_k12_cifar": (
-        "DenseNet40_K12_CIFAR", {"depth": 40, "growth_rate": 12}, 1_019_722, ("1.0M", 5.24), False,
-    ),
-    "densenet_bc100_k12_cifar": (
-        "DenseNetBC100_K12_CIFAR",
-        {"depth": 100, "growth_rate": 12, "bottleneck": True, "compression": 0.5},
-        769_162, ("0.8M", 4.51), False,
-    ),
-    "densenet_bc190_k40_cifar": (
-        "DenseNetBC190_K40_CIFAR",
-        {"depth": 190, "growth_rate": 40, "bottleneck": True, "compression": 0.5},
-        25_624_430, ("25.6M", 3.46), True,
-    ),
-}
-
-
-def _register_cifar(name, constructor, options, params, table2, heavy):
+def _cifar_entry(name, options, params, table2, heavy=False):
+    """``register_model`` for a CIFAR DenseNet of Table 2 (``table2``: its params and C10+ error)."""
     kind = "DenseNet-BC" if options.get("bottleneck") else "DenseNet"
     label = f"{kind} (L={options['depth']}, k={options['growth_rate']})"
     return register_model(
-        name,
-        constructor=constructor,
-        builder=_densenet_cifar,
-        options=options,
-        paper=DENSENET_PAPER,
-        year=2016,
-        params=params,
-        input_shape=(32, 32, 3),
-        min_size=4,
-        default_classes=10,
-        heavy=heavy,
+        name, family="densenet", builder=_densenet_cifar, preprocess_input=preprocess_input,
+        options=options, paper=DENSENET_PAPER, year=2016, params=params, input_shape=(32, 32, 3),
+        min_size=4, default_classes=10, heavy=heavy, torch_mapping=LEGACY_NAMES,
         feature_layers=_cifar_stage_layers,
-        notes=(
-            f"CIFAR-10 {label}: Table 2 lists {table2[0]} parameters and "
-            f"{table2[1]} % C10+ test error."
-        ),
-        doc=f"Instantiates the CIFAR {label} of Huang et al. (Table 2).",
+        notes=f"CIFAR-10 {label}: Table 2 lists {table2[0]} parameters and {table2[1]} % C10+ test error.",
     )
 
 
-DenseNet40_K12_CIFAR, DenseNetBC100_K12_CIFAR, DenseNetBC190_K40_CIFAR = (
-    _register_cifar(name, *values) for name, values in _CIFAR.items()
-)
+# Table 2's other rows are options of these constructors, e.g. DenseNet-BC (L=250, k=24),
+# 15,324,406 parameters: DenseNetBC100_K12_CIFAR(depth=250, growth_rate=24). It is not
+# registered: its 876-layer graph took 13 min of JAX compilation in the generic fit test.
 
-# Weight conversion (keras_cnnclassics.convert): torchvision's published DenseNet files use
-# the legacy names "denselayer1.norm.1.weight"; torchvision renames them on loading, so do we.
-TORCH_MAPPING = TorchMapping(rename=((r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", r"\1\2."),))
+@_cifar_entry("densenet40_k12_cifar", {"depth": 40, "growth_rate": 12}, 1_019_722, ("1.0M", 5.24))
+def DenseNet40_K12_CIFAR(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                         classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR DenseNet (L=40, k=12) of Huang et al. (Table 2)."""
+    return DenseNet40_K12_CIFAR.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                           classifier_activation, name, **kwargs)
+
+
+@_cifar_entry(
+    "densenet_bc100_k12_cifar", {"depth": 100, "growth_rate": 12, "bottleneck": True, "compression": 0.5},
+    769_162, ("0.8M", 4.51),
+)
+def DenseNetBC100_K12_CIFAR(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                            classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR DenseNet-BC (L=100, k=12) of Huang et al. (Table 2)."""
+    return DenseNetBC100_K12_CIFAR.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                              classifier_activation, name, **kwargs)
+
+
+@_cifar_entry(
+    "densenet_bc190_k40_cifar", {"depth": 190, "growth_rate": 40, "bottleneck": True, "compression": 0.5},
+    25_624_430, ("25.6M", 3.46), heavy=True,
+)
+def DenseNetBC190_K40_CIFAR(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                            classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR DenseNet-BC (L=190, k=40) of Huang et al. (Table 2)."""
+    return DenseNetBC190_K40_CIFAR.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                              classifier_activation, name, **kwargs)

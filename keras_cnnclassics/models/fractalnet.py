@@ -208,27 +208,31 @@ def _stage_layers(options):
     return tuple(f"block{b}_pool" for b in range(min(2, blocks), blocks + 1))
 
 
-def _register(name, columns, params, paper_params):
+def _fractalnet_entry(name, columns, params, paper_params):
+    """``register_model`` for the CIFAR FractalNet with ``columns`` columns and B=5 blocks."""
     depth = 5 * 2 ** (columns - 1)
     return register_model(
-        name,
-        constructor=f"FractalNet{depth}",
-        builder=_fractalnet,
-        options={"columns": columns, "blocks": 5},
-        paper=FRACTALNET_PAPER,
-        year=2016,
-        params=params,
-        input_shape=(32, 32, 3),
-        min_size=32,
-        default_classes=10,
-        feature_layers=_stage_layers,
+        name, family="fractalnet", builder=_fractalnet, preprocess_input=preprocess_input,
+        options={"columns": columns, "blocks": 5}, paper=FRACTALNET_PAPER, year=2016, params=params,
+        input_shape=(32, 32, 3), min_size=32, default_classes=10, feature_layers=_stage_layers,
         notes=(
             f"CIFAR FractalNet, C={columns}, B=5, filters 64-128-256-512-512: {depth} convs on the "
             f"deepest path; the paper's Table 1 lists {paper_params} parameters (see module doc)."
         ),
-        doc=f"Instantiates the {depth}-layer CIFAR FractalNet (C={columns} columns, B=5 blocks).",
     )
 
 
-FractalNet20 = _register("fractalnet20", 3, 33_724_618, "38.6M")
-FractalNet40 = _register("fractalnet40", 4, 76_106_634, "22.9M")
+@_fractalnet_entry("fractalnet20", 3, 33_724_618, "38.6M")
+def FractalNet20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                 classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The 20-layer CIFAR FractalNet (C=3 columns, B=5 blocks)."""
+    return FractalNet20.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                   classifier_activation, name, **kwargs)
+
+
+@_fractalnet_entry("fractalnet40", 4, 76_106_634, "22.9M")
+def FractalNet40(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                 classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The 40-layer CIFAR FractalNet (C=4 columns, B=5 blocks)."""
+    return FractalNet40.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                   classifier_activation, name, **kwargs)

@@ -43,8 +43,8 @@ from keras_cnnclassics.blocks import (
     relu,
     spatial_shape,
 )
-from keras_cnnclassics.convert import aux_head_mapping
 from keras_cnnclassics.layers import LocalResponseNormalization
+from keras_cnnclassics.mapping import aux_head_mapping
 from keras_cnnclassics.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from keras_cnnclassics.preprocessing import torch_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
@@ -290,43 +290,40 @@ _AUX_DOC = (
     "for model.compile(loss=[...] * 3, loss_weights=[1.0, 0.3, 0.3]))"
 )
 
-GoogLeNet = register_model(
-    "googlenet",
-    constructor="GoogLeNet",
-    builder=_builder("googlenet", TORCHVISION_STYLE),
-    paper=GOOGLENET_PAPER,
-    year=2014,
-    params=6_624_904,
-    min_size=15,
-    reference="torchvision:googlenet",
-    feature_layers=STAGE_LAYERS,
-    top1=69.778,
-    top1_source="torchvision GoogLeNet_Weights.IMAGENET1K_V1",
+# Weight conversion: torchvision's published file holds the auxiliary heads aux1/aux2.
+AUX_MAPPING = aux_head_mapping(r"^aux[12]\.")
+
+
+@register_model(
+    "googlenet", family="googlenet", builder=_builder("googlenet", TORCHVISION_STYLE),
+    preprocess_input=preprocess_input, paper=GOOGLENET_PAPER, year=2014, params=6_624_904, min_size=15,
+    reference="torchvision:googlenet", torch_mapping=AUX_MAPPING, feature_layers=STAGE_LAYERS,
+    top1=69.778, top1_source="torchvision GoogLeNet_Weights.IMAGENET1K_V1",
     notes=(
         "BasicConv2d (BN eps 0.001); the '5x5' branch is 3x3 as in torchvision "
         "(branch3_kernel_size=5 for the paper's); " + _AUX_DOC + ", 13,004,888 params; "
         "transform_input=True for torchvision's ImageNet weights."
     ),
-    doc="Instantiates torchvision's GoogLeNet (Inception v1).",
 )
+def GoogLeNet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+              classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """torchvision's GoogLeNet (Inception v1): BatchNorm after every convolution."""
+    return GoogLeNet.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                classifier_activation, name, **kwargs)
 
-GoogLeNetOriginal = register_model(
-    "googlenet_original",
-    constructor="GoogLeNetOriginal",
-    builder=_builder("googlenet_original", PAPER_STYLE),
-    paper=GOOGLENET_PAPER,
-    year=2014,
-    params=6_998_552,
-    min_size=31,
-    feature_layers=STAGE_LAYERS,
-    top1=None,
+
+@register_model(
+    "googlenet_original", family="googlenet", builder=_builder("googlenet_original", PAPER_STYLE),
+    preprocess_input=preprocess_input, paper=GOOGLENET_PAPER, year=2014, params=6_998_552, min_size=31,
+    torch_mapping=AUX_MAPPING, feature_layers=STAGE_LAYERS, top1=None,
     top1_source="the paper reports top-5 only (single model, 1 crop: 10.07 % error)",
     notes=(
         "Paper's Table 1: no BatchNorm, LRN in the stem, 5x5 branches; " + _AUX_DOC
         + ". Table 1 lists ~6.8 M weights in K=1024 units without biases."
     ),
-    doc="Instantiates the original GoogLeNet of Szegedy et al. (2014, Table 1).",
 )
-
-# Weight conversion (keras_cnnclassics.convert): torchvision's published file holds aux1/aux2.
-TORCH_MAPPING = aux_head_mapping(r"^aux[12]\.")
+def GoogLeNetOriginal(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                      classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """The original GoogLeNet of Szegedy et al. (2014, Table 1)."""
+    return GoogLeNetOriginal.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                        classifier_activation, name, **kwargs)

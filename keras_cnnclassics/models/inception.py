@@ -33,7 +33,7 @@ from keras_cnnclassics.models.googlenet import (
     pooled_dropout_fc_head,
     transform_input_layer,
 )
-from keras_cnnclassics.convert import aux_head_mapping
+from keras_cnnclassics.mapping import aux_head_mapping
 from keras_cnnclassics.preprocessing import torch_preprocess_input as preprocess_input
 from keras_cnnclassics.registry import register_model
 
@@ -204,25 +204,21 @@ def _inception_v3(img_input, *, include_top, classes, classifier_activation, poo
     return [main, *aux_outputs] if aux_logits else main
 
 
-InceptionV3 = register_model(
-    "inception_v3",
-    constructor="InceptionV3",
-    builder=_inception_v3,
-    paper=INCEPTION_V3_PAPER,
-    year=2015,
-    params=23_834_568,
-    input_shape=(299, 299, 3),
-    min_size=75,
+@register_model(
+    "inception_v3", family="inception", builder=_inception_v3, preprocess_input=preprocess_input,
+    paper=INCEPTION_V3_PAPER, year=2015, params=23_834_568, input_shape=(299, 299, 3), min_size=75,
     reference="torchvision:inception_v3",
+    # Weight conversion: torchvision's published file holds the auxiliary head AuxLogits.
+    torch_mapping=aux_head_mapping(r"^AuxLogits\."),
     feature_layers=("Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"),
-    top1=77.294,
-    top1_source="torchvision Inception_V3_Weights.IMAGENET1K_V1",
+    top1=77.294, top1_source="torchvision Inception_V3_Weights.IMAGENET1K_V1",
     notes=(
         "Without the auxiliary head (torchvision's inference forward ignores it); "
         "aux_logits=True gives outputs [main, aux] and 27,161,264 params (inputs >= 299)."
     ),
-    doc="Instantiates torchvision's Inception v3.",
 )
-
-# Weight conversion (keras_cnnclassics.convert): torchvision's published file holds AuxLogits.
-TORCH_MAPPING = aux_head_mapping(r"^AuxLogits\.")
+def InceptionV3(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """torchvision's Inception v3 (Szegedy et al. 2015), without the auxiliary head by default."""
+    return InceptionV3.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                  classifier_activation, name, **kwargs)

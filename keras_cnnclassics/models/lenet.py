@@ -16,7 +16,8 @@ Choices made where the paper's 1998 machinery has no modern layer:
   RBF units, so it trains with cross-entropy. C1..F6 hold exactly the paper's
   60,000 trainable parameters; the Dense output adds 850, 60,850 in total.
 
-``lenet5_cs231n`` is the variant of the seeds (CS231n lecture 9): 1x28x28 input,
+``lenet5_cs231n`` is the variant taught in CS231n lecture 9 (Stanford, "CNN
+Architectures"): 1x28x28 input,
 conv 20@5x5 (size kept) - ReLU - maxpool - conv 50@5x5 - ReLU - maxpool -
 flatten 2,450 - FC 500 - ReLU - FC 10.
 """
@@ -90,32 +91,27 @@ def _lenet5_cs231n(img_input, *, include_top, classes, classifier_activation, po
     return classifier_output(dense(x, classes, name="fc2"), classifier_activation)
 
 
-LeNet5 = register_model(
-    "lenet5",
-    constructor="LeNet5",
-    builder=_lenet5,
-    paper=LENET_PAPER,
-    year=1998,
-    params=60_850,
-    input_shape=(32, 32, 1),
-    min_size=32,
-    default_classes=10,
-    flexible_top=False,
+@register_model(
+    "lenet5", family="lenet", builder=_lenet5, preprocess_input=preprocess_input,
+    paper=LENET_PAPER, year=1998, params=60_850, input_shape=(32, 32, 1), min_size=32,
+    default_classes=10, flexible_top=False,
     notes="C1..F6 hold the paper's 60,000 parameters; the softmax output adds 850.",
-    doc="Instantiates LeNet-5 as in LeCun et al. (1998).",
 )
+def LeNet5(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+           classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """LeNet-5 as in LeCun et al. (1998): trainable subsampling, Table I's C3 connections."""
+    return LeNet5.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                             classifier_activation, name, **kwargs)
 
-LeNet5_CS231n = register_model(
-    "lenet5_cs231n",
-    constructor="LeNet5_CS231n",
-    builder=_lenet5_cs231n,
-    paper=CS231N + " After " + LENET_PAPER,
-    year=1998,
-    params=1_256_080,
-    input_shape=(28, 28, 1),
-    min_size=4,
-    default_classes=10,
-    flexible_top=False,
+
+@register_model(
+    "lenet5_cs231n", family="lenet", builder=_lenet5_cs231n, preprocess_input=preprocess_input,
+    paper=CS231N + " After " + LENET_PAPER, year=1998, params=1_256_080, input_shape=(28, 28, 1),
+    min_size=4, default_classes=10, flexible_top=False,
     notes="conv20-pool-conv50-pool-FC500-FC10 with 'same' 5x5 convolutions (flatten 50x7x7=2450).",
-    doc="Instantiates the LeNet-5 variant of CS231n lecture 9 (1x28x28 input).",
 )
+def LeNet5_CS231n(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                  classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The LeNet-5 variant of CS231n lecture 9 (1x28x28 input, ReLU, max pooling)."""
+    return LeNet5_CS231n.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                    classifier_activation, name, **kwargs)

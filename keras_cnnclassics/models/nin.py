@@ -82,20 +82,17 @@ def _nin(img_input, *, include_top, classes, classifier_activation, pooling, dro
     return classifier_output(x, classifier_activation)
 
 
-NiN = register_model(
-    "nin",
-    constructor="NiN",
-    builder=_nin,
-    paper=NIN_PAPER,
-    year=2013,
-    params=966_986,
-    input_shape=(32, 32, 3),
-    min_size=1,
-    default_classes=10,
+@register_model(
+    "nin", family="nin", builder=_nin, preprocess_input=preprocess_input, paper=NIN_PAPER, year=2013,
+    params=966_986, input_shape=(32, 32, 3), min_size=1, default_classes=10,
     feature_layers=("cccp2", "cccp4", "cccp5"),
     notes=(
         "CIFAR-10 model of the Caffe Model Zoo (192-160-96 / 192-192-192 / 192-192-10, "
         "5x5/5x5/3x3); paper Table 1: 10.41 % test error with dropout (8.81 % with augmentation)."
     ),
-    doc="Instantiates Network in Network (the CIFAR-10 model: three mlpconv blocks, no FC layer).",
 )
+def NiN(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+        classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """Network in Network, the CIFAR-10 model: three mlpconv blocks, no FC layer."""
+    return NiN.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                          classifier_activation, name, **kwargs)

@@ -10,7 +10,7 @@
   Deep Residual Networks. ECCV 2016 (arXiv:1603.05027): BN-ReLU-conv units, a
   clean identity path, one BN-ReLU after the last unit (``style="preact"``,
   layer names of timm's ``ResNetV2``); the ImageNet models are registered in
-  :mod:`keras_cnnclassics.models.resnet_v2` for their own ``preprocess_input``.
+  :mod:`keras_cnnclassics.models.resnet_v2`, which has their ``preprocess_input``.
 * Wide ResNet -- S. Zagoruyko, N. Komodakis. Wide Residual Networks. BMVC 2016
   (arXiv:1605.07146): ``widen_factor`` widens the 3x3 convolutions.
 * ResNeXt -- S. Xie, R. Girshick, P. Dollar, Z. Tu, K. He. Aggregated Residual
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import sys
 from typing import NamedTuple
 
 from keras import layers
@@ -89,7 +88,6 @@ STOCHASTIC_DEPTH_PAPER = (
 )
 
 BOTTLENECK_EXPANSION = 4
-LAYERS_PER_BLOCK = 20  # upper bound of Keras layers in one residual block (SE and DropPath included)
 
 
 # ----------------------------------------------------------------------------------
@@ -455,22 +453,9 @@ def resnet_head(x, cfg, include_top, classes, classifier_activation, pooling):
     return classifier_output(x, classifier_activation)
 
 
-def allow_deep_graph(blocks):
-    """Raise Python's recursion limit for a network of ``blocks`` residual blocks
-    (never lowers it).
-
-    Keras maps a functional graph recursively, a few Python frames per layer of
-    depth; ResNet-1202 has 4,213 layers in a chain, beyond the default limit of 1,000.
-    """
-    needed = 1000 + 3 * LAYERS_PER_BLOCK * blocks
-    if sys.getrecursionlimit() < needed:
-        sys.setrecursionlimit(needed)
-
-
 def build_resnet(img_input, cfg, include_top, classes, classifier_activation, pooling, model):
     """Validate ``cfg`` (before any layer exists), then build backbone and head."""
     cfg.validate(model)
-    allow_deep_graph(sum(cfg.layers))
     x = resnet_backbone(img_input, cfg)
     return resnet_head(x, cfg, include_top, classes, classifier_activation, pooling)
 
@@ -526,108 +511,187 @@ def _min_size(style):
     return 3 if STYLES[style].legacy_quirks else 1
 
 
-def register_resnet(name, constructor, *, builder=build_imagenet_resnet, paper, year, params, reference,
-                    top1=None, top1_source=None, doc, stage_layers=_imagenet_stage_layers,
-                    input_shape=(224, 224, 3), default_classes=1000, min_size=None,
+def register_resnet(name, *, paper, year, params, reference, builder=build_imagenet_resnet, family="resnet",
+                    preprocess=preprocess_input, stage_layers=_imagenet_stage_layers, min_size=None,
+                    top1=None, top1_source=None, input_shape=(224, 224, 3), default_classes=1000,
                     heavy=None, notes="", **options):
-    """``register_model`` with the residual family's defaults."""
+    """``register_model`` with the residual family's defaults; ``options`` are the builder's."""
     return register_model(
-        name,
-        constructor=constructor,
-        builder=builder,
-        options=options,
-        paper=paper,
-        year=year,
-        params=params,
-        input_shape=input_shape,
-        default_classes=default_classes,
+        name, family=family, builder=builder, preprocess_input=preprocess, options=options, paper=paper,
+        year=year, params=params, input_shape=input_shape, default_classes=default_classes,
         min_size=_min_size(options.get("style", "torchvision")) if min_size is None else min_size,
-        reference=reference,
-        top1=top1,
-        top1_source=top1_source,
-        feature_layers=stage_layers,
-        heavy=heavy,
-        notes=notes,
-        doc=doc,
+        reference=reference, top1=top1, top1_source=top1_source, feature_layers=stage_layers,
+        heavy=heavy, notes=notes,
     )
 
 
-def _torchvision(name, constructor, params, top1, weights, doc, paper=RESNET_PAPER, year=2015, **options):
+def _torchvision(name, params, top1, weights, paper=RESNET_PAPER, year=2015, **options):
+    """A torchvision model with its ``<weights>_Weights.IMAGENET1K_V1`` top-1."""
     return register_resnet(
-        name, constructor, paper=paper, year=year, params=params,
-        reference=f"torchvision:{name}", top1=top1,
-        top1_source=f"torchvision {weights}_Weights.IMAGENET1K_V1", doc=doc, **options,
+        name, paper=paper, year=year, params=params, reference=f"torchvision:{name}", top1=top1,
+        top1_source=f"torchvision {weights}_Weights.IMAGENET1K_V1", **options,
     )
 
 
-ResNet18 = _torchvision("resnet18", "ResNet18", 11_689_512, 69.758, "ResNet18", "Instantiates ResNet-18.", depth=18)
-ResNet34 = _torchvision("resnet34", "ResNet34", 21_797_672, 73.314, "ResNet34", "Instantiates ResNet-34.", depth=34)
-ResNet50 = _torchvision(
-    "resnet50", "ResNet50", 25_557_032, 76.130, "ResNet50",
-    "Instantiates ResNet-50 (torchvision's v1.5: stride on the 3x3; stride_in_1x1=True for v1).",
-    depth=50,
-)
-ResNet101 = _torchvision("resnet101", "ResNet101", 44_549_160, 77.374, "ResNet101", "Instantiates ResNet-101.", depth=101)
-ResNet152 = _torchvision("resnet152", "ResNet152", 60_192_808, 78.312, "ResNet152", "Instantiates ResNet-152.", depth=152)
-WideResNet50_2 = _torchvision(
-    "wide_resnet50_2", "WideResNet50_2", 68_883_240, 78.468, "Wide_ResNet50_2",
-    "Instantiates Wide ResNet-50-2 (bottleneck 3x3 twice as wide).",
-    paper=WRN_PAPER, year=2016, depth=50, widen_factor=2,
-)
-WideResNet101_2 = _torchvision(
-    "wide_resnet101_2", "WideResNet101_2", 126_886_696, 78.848, "Wide_ResNet101_2",
-    "Instantiates Wide ResNet-101-2 (bottleneck 3x3 twice as wide).",
-    paper=WRN_PAPER, year=2016, depth=101, widen_factor=2,
-)
-ResNeXt50_32x4d = _torchvision(
-    "resnext50_32x4d", "ResNeXt50_32x4d", 25_028_904, 77.618, "ResNeXt50_32X4D",
-    "Instantiates ResNeXt-50 (32x4d).", paper=RESNEXT_PAPER, year=2016,
-    depth=50, groups=32, width_per_group=4,
-)
-ResNeXt101_32x8d = _torchvision(
-    "resnext101_32x8d", "ResNeXt101_32x8d", 88_791_336, 79.312, "ResNeXt101_32X8D",
-    "Instantiates ResNeXt-101 (32x8d).", paper=RESNEXT_PAPER, year=2016,
-    depth=101, groups=32, width_per_group=8,
-)
-ResNeXt101_64x4d = _torchvision(
-    "resnext101_64x4d", "ResNeXt101_64x4d", 83_455_272, 83.246, "ResNeXt101_64X4D",
-    "Instantiates ResNeXt-101 (64x4d); torchvision's only weights use its 2021 training recipe.",
-    paper=RESNEXT_PAPER, year=2016, depth=101, groups=64, width_per_group=4,
-)
+@_torchvision("resnet18", 11_689_512, 69.758, "ResNet18", depth=18)
+def ResNet18(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """ResNet-18: basic blocks 2-2-2-2 (He et al. 2015, Table 1)."""
+    return ResNet18.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
 
 
-def _legacy_se(name, constructor, depth, params, doc, groups=1, width_per_group=64, top1_error=None):
-    # timm's legacy SE-ResNet bottleneck strides its first 1x1 (Caffe); SE-ResNeXt the 3x3.
-    # Published single-crop (224) top-1 errors: Hu et al., SENet, CVPR 2018, Table 2.
+@_torchvision("resnet34", 21_797_672, 73.314, "ResNet34", depth=34)
+def ResNet34(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """ResNet-34: basic blocks 3-4-6-3 (He et al. 2015, Table 1)."""
+    return ResNet34.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
+
+
+@_torchvision("resnet50", 25_557_032, 76.130, "ResNet50", depth=50)
+def ResNet50(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """ResNet-50: bottlenecks 3-4-6-3 (He et al. 2015, Table 1), torchvision's v1.5 with
+    the stride on the 3x3 (``stride_in_1x1=True`` for the paper's v1)."""
+    return ResNet50.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
+
+
+@_torchvision("resnet101", 44_549_160, 77.374, "ResNet101", depth=101)
+def ResNet101(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+              classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """ResNet-101: bottlenecks 3-4-23-3 (He et al. 2015, Table 1)."""
+    return ResNet101.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                classifier_activation, name, **kwargs)
+
+
+@_torchvision("resnet152", 60_192_808, 78.312, "ResNet152", depth=152)
+def ResNet152(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+              classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """ResNet-152: bottlenecks 3-8-36-3 (He et al. 2015, Table 1)."""
+    return ResNet152.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                classifier_activation, name, **kwargs)
+
+
+@_torchvision("wide_resnet50_2", 68_883_240, 78.468, "Wide_ResNet50_2", paper=WRN_PAPER, year=2016,
+              depth=50, widen_factor=2)
+def WideResNet50_2(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                   classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """Wide ResNet-50-2: ResNet-50 with bottleneck 3x3 convolutions twice as wide."""
+    return WideResNet50_2.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                     classifier_activation, name, **kwargs)
+
+
+@_torchvision("wide_resnet101_2", 126_886_696, 78.848, "Wide_ResNet101_2", paper=WRN_PAPER, year=2016,
+              depth=101, widen_factor=2)
+def WideResNet101_2(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                    classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """Wide ResNet-101-2: ResNet-101 with bottleneck 3x3 convolutions twice as wide."""
+    return WideResNet101_2.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                      classifier_activation, name, **kwargs)
+
+
+@_torchvision("resnext50_32x4d", 25_028_904, 77.618, "ResNeXt50_32X4D", paper=RESNEXT_PAPER, year=2016,
+              depth=50, groups=32, width_per_group=4)
+def ResNeXt50_32x4d(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                    classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """ResNeXt-50 (32x4d): 32 groups of 4 channels in the first stage's 3x3 (Xie et al. 2017)."""
+    return ResNeXt50_32x4d.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                      classifier_activation, name, **kwargs)
+
+
+@_torchvision("resnext101_32x8d", 88_791_336, 79.312, "ResNeXt101_32X8D", paper=RESNEXT_PAPER, year=2016,
+              depth=101, groups=32, width_per_group=8)
+def ResNeXt101_32x8d(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                     classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """ResNeXt-101 (32x8d): 32 groups of 8 channels in the first stage's 3x3 (Xie et al. 2017)."""
+    return ResNeXt101_32x8d.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                       classifier_activation, name, **kwargs)
+
+
+@_torchvision("resnext101_64x4d", 83_455_272, 83.246, "ResNeXt101_64X4D", paper=RESNEXT_PAPER, year=2016,
+              depth=101, groups=64, width_per_group=4)
+def ResNeXt101_64x4d(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                     classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """ResNeXt-101 (64x4d); torchvision's only weights use its 2021 training recipe."""
+    return ResNeXt101_64x4d.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                       classifier_activation, name, **kwargs)
+
+
+def _legacy_se(name, depth, params, groups=1, width_per_group=64, top1_error=None):
+    """timm's ``legacy_<name>``: its SE-ResNet bottleneck strides the first 1x1 (Caffe),
+    SE-ResNeXt the 3x3. Published single-crop (224) top-1 errors: Hu et al. 2018, Table 2."""
     top1 = None if top1_error is None else round(100 - top1_error, 2)
     source = None if top1_error is None else f"Hu et al. 2018, Table 2 (224 crop, top-1 error {top1_error} %)"
     return register_resnet(
-        name, constructor, paper=SENET_PAPER, year=2017, params=params, top1=top1, top1_source=source,
-        reference=f"timm:legacy_{name}", doc=doc, depth=depth, style="legacy_senet",
+        name, paper=SENET_PAPER, year=2017, params=params, top1=top1, top1_source=source,
+        reference=f"timm:legacy_{name}", depth=depth, style="legacy_senet",
         se_reduction=16, groups=groups, width_per_group=width_per_group,
         stride_in_1x1=groups == 1 and IMAGENET_DEPTHS[depth][0] == "bottleneck",
         notes="timm legacy_senet layout: ceil-mode stem pool, ReLU before the SE gate in basic blocks.",
     )
 
 
-SEResNet18 = _legacy_se("seresnet18", "SEResNet18", 18, 11_778_592, "Instantiates SE-ResNet-18.")
-SEResNet34 = _legacy_se("seresnet34", "SEResNet34", 34, 21_958_868, "Instantiates SE-ResNet-34.")
-SEResNet50 = _legacy_se("seresnet50", "SEResNet50", 50, 28_088_024, "Instantiates SE-ResNet-50.", top1_error=23.29)
-SEResNet101 = _legacy_se(
-    "seresnet101", "SEResNet101", 101, 49_326_872, "Instantiates SE-ResNet-101.", top1_error=22.38
-)
-SEResNet152 = _legacy_se(
-    "seresnet152", "SEResNet152", 152, 66_821_848, "Instantiates SE-ResNet-152.", top1_error=21.57
-)
-SEResNeXt26_32x4d = _legacy_se(
-    "seresnext26_32x4d", "SEResNeXt26_32x4d", 26, 16_790_280,
-    "Instantiates SE-ResNeXt-26 (32x4d).", groups=32, width_per_group=4,
-)
-SEResNeXt50_32x4d = _legacy_se(
-    "seresnext50_32x4d", "SEResNeXt50_32x4d", 50, 27_559_896,
-    "Instantiates SE-ResNeXt-50 (32x4d).", groups=32, width_per_group=4, top1_error=21.10,
-)
-SEResNeXt101_32x4d = _legacy_se(
-    "seresnext101_32x4d", "SEResNeXt101_32x4d", 101, 48_955_416,
-    "Instantiates SE-ResNeXt-101 (32x4d).", groups=32, width_per_group=4, top1_error=20.70,
-)
+@_legacy_se("seresnet18", 18, 11_778_592)
+def SEResNet18(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+               classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """SE-ResNet-18: ResNet-18 with squeeze-and-excitation gates (Hu et al. 2018)."""
+    return SEResNet18.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                 classifier_activation, name, **kwargs)
+
+
+@_legacy_se("seresnet34", 34, 21_958_868)
+def SEResNet34(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+               classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """SE-ResNet-34: ResNet-34 with squeeze-and-excitation gates (Hu et al. 2018)."""
+    return SEResNet34.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                 classifier_activation, name, **kwargs)
+
+
+@_legacy_se("seresnet50", 50, 28_088_024, top1_error=23.29)
+def SEResNet50(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+               classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """SE-ResNet-50: ResNet-50 with squeeze-and-excitation gates (Hu et al. 2018)."""
+    return SEResNet50.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                 classifier_activation, name, **kwargs)
+
+
+@_legacy_se("seresnet101", 101, 49_326_872, top1_error=22.38)
+def SEResNet101(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """SE-ResNet-101: ResNet-101 with squeeze-and-excitation gates (Hu et al. 2018)."""
+    return SEResNet101.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                  classifier_activation, name, **kwargs)
+
+
+@_legacy_se("seresnet152", 152, 66_821_848, top1_error=21.57)
+def SEResNet152(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """SE-ResNet-152: ResNet-152 with squeeze-and-excitation gates (Hu et al. 2018)."""
+    return SEResNet152.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                  classifier_activation, name, **kwargs)
+
+
+@_legacy_se("seresnext26_32x4d", 26, 16_790_280, groups=32, width_per_group=4)
+def SEResNeXt26_32x4d(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                      classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """SE-ResNeXt-26 (32x4d): bottlenecks 2-2-2-2 with grouped 3x3s and SE gates."""
+    return SEResNeXt26_32x4d.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                        classifier_activation, name, **kwargs)
+
+
+@_legacy_se("seresnext50_32x4d", 50, 27_559_896, groups=32, width_per_group=4, top1_error=21.10)
+def SEResNeXt50_32x4d(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                      classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """SE-ResNeXt-50 (32x4d): ResNeXt-50 with squeeze-and-excitation gates (Hu et al. 2018)."""
+    return SEResNeXt50_32x4d.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                        classifier_activation, name, **kwargs)
+
+
+@_legacy_se("seresnext101_32x4d", 101, 48_955_416, groups=32, width_per_group=4, top1_error=20.70)
+def SEResNeXt101_32x4d(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                       classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """SE-ResNeXt-101 (32x4d): ResNeXt-101 (32x4d) with squeeze-and-excitation gates (Hu et al. 2018)."""
+    return SEResNeXt101_32x4d.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                         classifier_activation, name, **kwargs)

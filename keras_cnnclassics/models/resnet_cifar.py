@@ -31,7 +31,6 @@ from keras_cnnclassics.models.resnet import (
     STOCHASTIC_DEPTH_PAPER,
     WRN_PAPER,
     ResNetConfig,
-    allow_deep_graph,
     build_resnet,
     register_resnet,
 )
@@ -117,76 +116,152 @@ def _resnet_cifar(
     return build_resnet(img_input, cfg, include_top, classes, classifier_activation, pooling, "resnet_cifar")
 
 
-def _register(name, constructor, params, paper, year, doc, heavy=None, notes="", **options):
+def _register(name, params, paper, year, heavy=None, notes="", **options):
+    """``register_resnet`` for a CIFAR network (32x32, 10 classes, no torch reference)."""
     return register_resnet(
-        name, constructor, builder=_resnet_cifar, paper=paper, year=year, params=params,
-        reference=None, doc=doc, stage_layers=_stage_layers, input_shape=CIFAR_INPUT,
+        name, builder=_resnet_cifar, family="resnet_cifar", preprocess=preprocess_input, paper=paper,
+        year=year, params=params, reference=None, stage_layers=_stage_layers, input_shape=CIFAR_INPUT,
         default_classes=10, min_size=1, heavy=heavy, notes=notes, **options,
     )
 
 
 def _he2015(depth, params, heavy=None):
-    return _register(
-        f"resnet{depth}", f"ResNet{depth}", params, RESNET_PAPER, 2015,
-        f"Instantiates the CIFAR ResNet-{depth} (6n+2, option A shortcuts).",
-        heavy=heavy, depth=depth,
-    )
+    """He et al. 2015, sec. 4.2: 6n+2 layers, option A shortcuts."""
+    return _register(f"resnet{depth}", params, RESNET_PAPER, 2015, heavy=heavy, depth=depth)
 
 
-ResNet20 = _he2015(20, 269_722)
-ResNet32 = _he2015(32, 464_154)
-ResNet44 = _he2015(44, 658_586)
-ResNet56 = _he2015(56, 853_018)
-ResNet110 = _he2015(110, 1_727_962)
-ResNet1202 = _he2015(1202, 19_421_274, heavy=True)
+@_he2015(20, 269_722)
+def ResNet20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR ResNet-20 (6n+2 layers, n = 3; option A shortcuts)."""
+    return ResNet20.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
 
-ResNet110StochasticDepth = _register(
-    "resnet110_stochastic_depth", "ResNet110StochasticDepth", 1_727_962,
-    STOCHASTIC_DEPTH_PAPER, 2016,
-    "Instantiates the CIFAR ResNet-110 with stochastic depth (linear decay, p_L = 0.5).",
-    depth=110, drop_path_rate=0.5,
-)
+
+@_he2015(32, 464_154)
+def ResNet32(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR ResNet-32 (6n+2 layers, n = 5; option A shortcuts)."""
+    return ResNet32.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
+
+
+@_he2015(44, 658_586)
+def ResNet44(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR ResNet-44 (6n+2 layers, n = 7; option A shortcuts)."""
+    return ResNet44.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
+
+
+@_he2015(56, 853_018)
+def ResNet56(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR ResNet-56 (6n+2 layers, n = 9; option A shortcuts)."""
+    return ResNet56.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
+
+
+@_he2015(110, 1_727_962)
+def ResNet110(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+              classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR ResNet-110 (6n+2 layers, n = 18; option A shortcuts)."""
+    return ResNet110.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                classifier_activation, name, **kwargs)
+
+
+@_he2015(1202, 19_421_274, heavy=True)
+def ResNet1202(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+               classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR ResNet-1202 (6n+2 layers, n = 200; option A shortcuts)."""
+    return ResNet1202.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                 classifier_activation, name, **kwargs)
+
+
+@_register("resnet110_stochastic_depth", 1_727_962, STOCHASTIC_DEPTH_PAPER, 2016, depth=110,
+           drop_path_rate=0.5)
+def ResNet110StochasticDepth(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                             classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR ResNet-110 with stochastic depth (linear decay, p_L = 0.5)."""
+    return ResNet110StochasticDepth.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                               classifier_activation, name, **kwargs)
 
 
 def _preact(depth, params, heavy=None):
+    """He et al. 2016: 9n+2 layers of pre-activation bottlenecks."""
     return _register(
-        f"preact_resnet{depth}", f"PreActResNet{depth}", params, PREACT_PAPER, 2016,
-        f"Instantiates the CIFAR pre-activation ResNet-{depth} (9n+2 bottlenecks).",
-        heavy=heavy, depth=depth, block="bottleneck", style="preact", shortcut="B",
+        f"preact_resnet{depth}", params, PREACT_PAPER, 2016, heavy=heavy, depth=depth, block="bottleneck",
+        style="preact", shortcut="B",
     )
 
 
-PreActResNet164 = _preact(164, 1_703_258)
-PreActResNet1001 = _preact(1001, 10_327_706, heavy=True)
+@_preact(164, 1_703_258)
+def PreActResNet164(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                    classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR pre-activation ResNet-164 (9n+2 bottleneck layers, n = 18)."""
+    return PreActResNet164.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                      classifier_activation, name, **kwargs)
+
+
+@_preact(1001, 10_327_706, heavy=True)
+def PreActResNet1001(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                     classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR pre-activation ResNet-1001 (9n+2 bottleneck layers, n = 111)."""
+    return PreActResNet1001.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                       classifier_activation, name, **kwargs)
 
 
 def _wrn(depth, k, params):
+    """Zagoruyko and Komodakis 2016: WRN-d-k, pre-activation basic blocks 16k/32k/64k wide."""
     return _register(
-        f"wrn{depth}_{k}", f"WRN{depth}_{k}", params, WRN_PAPER, 2016,
-        f"Instantiates the CIFAR Wide ResNet WRN-{depth}-{k} (dropout=0.3 for the paper's "
-        "dropout variant).",
-        depth=depth, depth_rule="wide", widen_factor=k, style="preact", shortcut="B",
+        f"wrn{depth}_{k}", params, WRN_PAPER, 2016, depth=depth, depth_rule="wide", widen_factor=k,
+        style="preact", shortcut="B",
     )
 
 
-WRN16_8 = _wrn(16, 8, 10_961_370)
-WRN28_10 = _wrn(28, 10, 36_479_194)
-WRN40_4 = _wrn(40, 4, 8_949_210)
+@_wrn(16, 8, 10_961_370)
+def WRN16_8(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+            classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR Wide ResNet WRN-16-8 (``dropout=0.3`` for the paper's dropout variant)."""
+    return WRN16_8.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                              classifier_activation, name, **kwargs)
+
+
+@_wrn(28, 10, 36_479_194)
+def WRN28_10(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR Wide ResNet WRN-28-10 (``dropout=0.3`` for the paper's dropout variant)."""
+    return WRN28_10.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
+
+
+@_wrn(40, 4, 8_949_210)
+def WRN40_4(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+            classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR Wide ResNet WRN-40-4 (``dropout=0.3`` for the paper's dropout variant)."""
+    return WRN40_4.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                              classifier_activation, name, **kwargs)
 
 
 def _resnext29(cardinality, params):
+    """Xie et al. 2017, sec. 5.3: ResNeXt-29 of ``cardinality`` x 64d."""
     return _register(
-        f"resnext29_{cardinality}x64d", f"ResNeXt29_{cardinality}x64d", params, RESNEXT_PAPER, 2016,
-        f"Instantiates the CIFAR ResNeXt-29 ({cardinality}x64d).",
-        depth=29, block="bottleneck", shortcut="B", widths=(64, 128, 256),
-        groups=cardinality, width_per_group=64,
+        f"resnext29_{cardinality}x64d", params, RESNEXT_PAPER, 2016, depth=29, block="bottleneck",
+        shortcut="B", widths=(64, 128, 256), groups=cardinality, width_per_group=64,
     )
 
 
-ResNeXt29_8x64d = _resnext29(8, 34_426_698)
-ResNeXt29_16x64d = _resnext29(16, 68_155_210)
+@_resnext29(8, 34_426_698)
+def ResNeXt29_8x64d(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                    classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR ResNeXt-29 (8x64d)."""
+    return ResNeXt29_8x64d.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                      classifier_activation, name, **kwargs)
 
 
-# Reloading a saved ResNet-1202 (``keras.saving.load_model``) maps its graph without
-# calling a builder: the limit must fit the deepest registered network on import.
-allow_deep_graph(sum(_cifar_config(ResNet1202.spec.options).layers))
+@_resnext29(16, 68_155_210)
+def ResNeXt29_16x64d(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                     classes=10, classifier_activation="softmax", name=None, **kwargs):
+    """The CIFAR ResNeXt-29 (16x64d)."""
+    return ResNeXt29_16x64d.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                       classifier_activation, name, **kwargs)

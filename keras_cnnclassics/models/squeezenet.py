@@ -97,25 +97,28 @@ def _squeezenet(img_input, *, include_top, classes, classifier_activation, pooli
     return classifier_output(x, classifier_activation)
 
 
-def _register(version, params, min_size, top1):
-    constructor = f"SqueezeNet{version}"
+def _squeezenet_entry(version, params, min_size, top1):
+    """``register_model`` for torchvision's ``squeezenet<version>``."""
     return register_model(
-        f"squeezenet{version}",
-        constructor=constructor,
-        builder=_squeezenet,
-        options={"version": version},
-        paper=SQUEEZENET_PAPER,
-        year=2016,
-        params=params,
-        min_size=min_size,
-        reference=f"torchvision:squeezenet{version}",
-        feature_layers=stage_layers(CONFIGS[version]),
-        top1=top1,
-        top1_source=f"torchvision {constructor}_Weights.IMAGENET1K_V1",
+        f"squeezenet{version}", family="squeezenet", builder=_squeezenet, preprocess_input=preprocess_input,
+        options={"version": version}, paper=SQUEEZENET_PAPER, year=2016, params=params, min_size=min_size,
+        reference=f"torchvision:squeezenet{version}", feature_layers=stage_layers(CONFIGS[version]),
+        top1=top1, top1_source=f"torchvision SqueezeNet{version}_Weights.IMAGENET1K_V1",
         notes="Strides 4, 8 and 16 only: the last Fire module works at 1/16 resolution.",
-        doc=f"Instantiates torchvision's SqueezeNet {version.replace('_', '.')}.",
     )
 
 
-SqueezeNet1_0 = _register("1_0", 1_248_424, 21, 58.092)
-SqueezeNet1_1 = _register("1_1", 1_235_496, 17, 58.178)
+@_squeezenet_entry("1_0", 1_248_424, 21, 58.092)
+def SqueezeNet1_0(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                  classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """torchvision's SqueezeNet 1.0 (Iandola et al. 2016)."""
+    return SqueezeNet1_0.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                    classifier_activation, name, **kwargs)
+
+
+@_squeezenet_entry("1_1", 1_235_496, 17, 58.178)
+def SqueezeNet1_1(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                  classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """torchvision's SqueezeNet 1.1: a 3x3/2 stem of 64 filters and earlier pooling, 2.4x less computation than 1.0."""
+    return SqueezeNet1_1.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                                    classifier_activation, name, **kwargs)

@@ -88,38 +88,76 @@ def _vgg(img_input, *, include_top, classes, classifier_activation, pooling, dep
     )
 
 
-# name -> (depth, batch_norm, params, torchvision IMAGENET1K_V1 top-1)
-_VARIANTS = {
-    "vgg11": (11, False, 132_863_336, 69.020),
-    "vgg11_bn": (11, True, 132_868_840, 70.370),
-    "vgg13": (13, False, 133_047_848, 69.928),
-    "vgg13_bn": (13, True, 133_053_736, 71.586),
-    "vgg16": (16, False, 138_357_544, 71.592),
-    "vgg16_bn": (16, True, 138_365_992, 73.360),
-    "vgg19": (19, False, 143_667_240, 72.376),
-    "vgg19_bn": (19, True, 143_678_248, 74.218),
-}
-
-
-def _register(name, depth, bn, params, top1):
-    constructor = f"VGG{depth}" + ("_BN" if bn else "")
+def _vgg_entry(name, depth, batch_norm, params, top1):
+    """``register_model`` for torchvision's ``name``, with its IMAGENET1K_V1 top-1."""
+    enum = f"VGG{depth}" + ("_BN" if batch_norm else "")
     return register_model(
-        name,
-        constructor=constructor,
-        builder=_vgg,
-        options={"depth": depth, "batch_norm": bn},
-        paper=VGG_PAPER,
-        year=2014,
-        params=params,
-        min_size=32,
-        feature_layers=_stage_layers,
-        reference=f"torchvision:{name}",
-        top1=top1,
-        top1_source=f"torchvision {constructor}_Weights.IMAGENET1K_V1",
-        doc=f"Instantiates VGG-{depth}{' with batch normalisation' if bn else ''}.",
+        name, family="vgg", builder=_vgg, preprocess_input=preprocess_input,
+        options={"depth": depth, "batch_norm": batch_norm}, paper=VGG_PAPER, year=2014, params=params,
+        min_size=32, feature_layers=_stage_layers, reference=f"torchvision:{name}", top1=top1,
+        top1_source=f"torchvision {enum}_Weights.IMAGENET1K_V1",
     )
 
 
-VGG11, VGG11_BN, VGG13, VGG13_BN, VGG16, VGG16_BN, VGG19, VGG19_BN = (
-    _register(name, *values) for name, values in _VARIANTS.items()
-)
+@_vgg_entry("vgg11", 11, False, 132_863_336, 69.020)
+def VGG11(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+          classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """VGG-11 (configuration A of Table 1)."""
+    return VGG11.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                            classifier_activation, name, **kwargs)
+
+
+@_vgg_entry("vgg11_bn", 11, True, 132_868_840, 70.370)
+def VGG11_BN(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """VGG-11 (configuration A of Table 1) with batch normalisation after each convolution."""
+    return VGG11_BN.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
+
+
+@_vgg_entry("vgg13", 13, False, 133_047_848, 69.928)
+def VGG13(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+          classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """VGG-13 (configuration B of Table 1)."""
+    return VGG13.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                            classifier_activation, name, **kwargs)
+
+
+@_vgg_entry("vgg13_bn", 13, True, 133_053_736, 71.586)
+def VGG13_BN(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """VGG-13 (configuration B of Table 1) with batch normalisation after each convolution."""
+    return VGG13_BN.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
+
+
+@_vgg_entry("vgg16", 16, False, 138_357_544, 71.592)
+def VGG16(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+          classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """VGG-16 (configuration D of Table 1)."""
+    return VGG16.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                            classifier_activation, name, **kwargs)
+
+
+@_vgg_entry("vgg16_bn", 16, True, 138_365_992, 73.360)
+def VGG16_BN(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """VGG-16 (configuration D of Table 1) with batch normalisation after each convolution."""
+    return VGG16_BN.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)
+
+
+@_vgg_entry("vgg19", 19, False, 143_667_240, 72.376)
+def VGG19(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+          classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """VGG-19 (configuration E of Table 1)."""
+    return VGG19.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                            classifier_activation, name, **kwargs)
+
+
+@_vgg_entry("vgg19_bn", 19, True, 143_678_248, 74.218)
+def VGG19_BN(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+             classes=1000, classifier_activation="softmax", name=None, **kwargs):
+    """VGG-19 (configuration E of Table 1) with batch normalisation after each convolution."""
+    return VGG19_BN.spec.build(include_top, weights, input_tensor, input_shape, pooling, classes,
+                               classifier_activation, name, **kwargs)

@@ -21,7 +21,6 @@ The flow of :func:`train`:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import os
 import sys
@@ -76,8 +75,8 @@ def default_output(model_name: str) -> str:
 
 
 def family_preprocess(spec):
-    """The ``preprocess_input`` exported by the model's family module."""
-    return importlib.import_module(spec.builder.__module__).preprocess_input
+    """The ``preprocess_input`` declared on the model's registry entry."""
+    return spec.preprocess_input
 
 
 def _builder_options(spec):
@@ -329,7 +328,7 @@ def _train_in_scope(spec, cfg, run, data, shape, options, placement, policy, res
         "precision": {"policy": policy[0], "reason": policy[1]},
         "placement": placement.describe(),
         "steps_per_epoch": steps,
-        "preprocess": f"{spec.builder.__module__}.preprocess_input",
+        "preprocess": f"{spec.preprocess_input.__module__}.{spec.preprocess_input.__name__}",
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
     }
