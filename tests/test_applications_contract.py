@@ -20,6 +20,7 @@ from contextlib import nullcontext
 import keras
 import numpy as np
 import pytest
+from capabilities import needs_channels_first
 
 import keras_cnnclassics as kc
 from keras_cnnclassics.applications import deep_graph_recursion
@@ -118,6 +119,7 @@ def test_config_round_trip_gives_equal_outputs(head):
     np.testing.assert_allclose(_predict(clone, x), logits, atol=1e-6)
 
 
+@needs_channels_first
 def test_channels_first_matches_channels_last(head):
     spec, model, x, logits = head
     if keras.backend.backend() == "tensorflow" and channels_first_problem():

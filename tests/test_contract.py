@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pytest
+from capabilities import needs_channels_first
 
 import keras
 import keras_cnnclassics as kc
@@ -158,6 +159,7 @@ def test_truncated_weights_file_is_refused(tmp_path):
         kc.LeNet5(weights=str(bad))
 
 
+@needs_channels_first
 def test_channels_first_builds_and_matches_channels_last(tmp_path):
     model_last = kc.LeNet5_CS231n()
     path = tmp_path / "w.weights.h5"
@@ -174,6 +176,7 @@ def test_channels_first_builds_and_matches_channels_last(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["lenet5", "alexnet_original", "vgg11_bn"])
+@needs_channels_first
 def test_channels_first_every_first_family(name):
     keras.config.set_image_data_format("channels_first")
     spec = kc.registry.get_spec(name)

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from capabilities import needs_channels_first
 
 import keras
 import keras_cnnclassics as kc
@@ -150,6 +151,7 @@ def test_dropout_follows_each_conv_except_the_first():
     assert len(drops) == 8 and "features_conv0_dropout" not in drops
 
 
+@needs_channels_first
 def test_channels_first_matches_channels_last():
     model_last = kc.DenseNetBC100_K12_CIFAR(depth=16, input_shape=(16, 16, 3))
     x = np.random.default_rng(3).normal(size=(2, 16, 16, 3)).astype("float32")

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from capabilities import needs_channels_first
 
 import keras
 from keras_cnnclassics import _fastpath as fastpath
@@ -56,7 +57,8 @@ def _inference(layer, x):
         return _run(layer, x)
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize(
+    "data_format", ["channels_last", pytest.param("channels_first", marks=needs_channels_first)])
 @pytest.mark.parametrize("config", CONVS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_conv2d_equals_keras_conv2d(config, data_format):
     ours, theirs, x = _pair(fastpath.Conv2D, keras.layers.Conv2D, data_format, **config)
@@ -121,7 +123,8 @@ POOLS = [
 ]
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize(
+    "data_format", ["channels_last", pytest.param("channels_first", marks=needs_channels_first)])
 @pytest.mark.parametrize("ours_class, keras_class, config", POOLS,
                          ids=lambda p: p.__name__ if isinstance(p, type) else "-".join(f"{k}={v}" for k, v in p.items()))
 def test_pooling_equals_keras_pooling_forward_and_backward(ours_class, keras_class, config, data_format):

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from capabilities import needs_channels_first
 
 import keras
 import keras_cnnclassics as kc
@@ -106,6 +107,7 @@ def test_aux_training_with_paper_loss_weights_and_round_trip(tmp_path):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
 
 
+@needs_channels_first
 def test_channels_first_matches_channels_last_with_aux():
     x = np.random.default_rng(2).normal(size=(1, 48, 48, 3)).astype("float32")
     last = kc.GoogLeNet(input_shape=(48, 48, 3), classes=4, aux_logits=True)

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from capabilities import needs_channels_first
 
 import keras
 import keras_cnnclassics as kc
@@ -185,7 +186,8 @@ def test_seresnext_parity_with_timm_legacy():
 # ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize(
+    "data_format", ["channels_last", pytest.param("channels_first", marks=needs_channels_first)])
 @pytest.mark.parametrize("strides, groups, use_bias", [(1, 4, True), (2, 8, False), (2, 2, True)])
 def test_grouped_conv_fallback_equals_native_grouped_conv(data_format, strides, groups, use_bias):
     keras.config.set_image_data_format(data_format)
@@ -346,6 +348,7 @@ def test_preact_ends_in_bn_relu_and_wrn_dropout_sits_between_the_convs():
     assert kc.count_params(wrn) == kc.count_params(kc.WRN16_8(include_top=False))
 
 
+@needs_channels_first
 def test_channels_first_matches_channels_last():
     """Grouped convs, SE, option A, pre-activation and DropPath in NCHW, same weights."""
     options = dict(style="preact", groups=2, se_reduction=4, drop_path_rate=0.2, classifier_activation=None)
