@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import re
 import io
 import json
 import os
@@ -83,7 +84,9 @@ def test_list_with_a_pattern_is_case_insensitive(capsys):
 
 def test_list_models_filters_by_pattern():
     everything = kc.list_models()
-    assert everything == sorted(set(everything)) and len(everything) > 50
+    natural = sorted(set(everything), key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
+    assert everything == natural and len(everything) > 50
+    assert kc.list_models("resnet1*")[:4] == ["resnet18", "resnet101", "resnet110", "resnet110_stochastic_depth"]
     assert kc.list_models("vgg1[69]") == ["vgg16", "vgg19"]
     assert kc.list_models("lenet*") == kc.list_models("LENET*") == ["lenet5", "lenet5_cs231n"]
     assert kc.list_models("resnet?0") == ["resnet20", "resnet50"]
