@@ -210,6 +210,15 @@ def _global_pool_cost(layer, ins, outs):
     return Cost(window=_numel(ins[0]))
 
 
+@register_cost(keras.layers.UpSampling2D)
+def _upsampling_cost(layer, ins, outs):
+    """Nearest upsampling (an adaptive average pool whose bins are single cells): one
+    window element per output, as PyTorch's bins count it."""
+    if layer.interpolation != "nearest":
+        raise ValueError(f"profile: no cost rule for {layer.interpolation} UpSampling2D ({layer.name}).")
+    return Cost(window=_numel(outs[0]))
+
+
 def _spatial_dims(layer, shape):
     data_format = getattr(layer, "data_format", None) or keras.config.image_data_format()
     return tuple(shape[2:]) if data_format == "channels_first" else tuple(shape[1:-1])
