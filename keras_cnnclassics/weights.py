@@ -272,9 +272,12 @@ def load_model_file(path, **kwargs):
         raise ValueError(f"{path!r} is not a complete .keras model file: {problem}.")
     import keras_cnnclassics.models  # noqa: F401  (every family: registers the layers their files name)
 
+    from keras_cnnclassics.applications import deep_graph_recursion
+
     kwargs.setdefault("compile", False)
     try:
-        return keras.saving.load_model(path, **kwargs)
+        with deep_graph_recursion():  # a 1,000-layer network maps its graph recursively
+            return keras.saving.load_model(path, **kwargs)
     except (TypeError, KeyError, AttributeError) as err:
         raise ValueError(f"{path!r} cannot be loaded as a Keras model: {err}") from None
 

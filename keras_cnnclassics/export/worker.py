@@ -111,6 +111,7 @@ def main():
 
     import keras
 
+    from keras_cnnclassics.applications import deep_graph_recursion
     from keras_cnnclassics.weights import load_model_file  # registers the package's layers
 
     receive_fd, send_fd = (int(fd) for fd in os.environ["CNNCLASSICS_EXPORT_PIPES"].split(","))
@@ -120,8 +121,9 @@ def main():
             try:
                 model = load_model_file(job["model"])
                 calibration = np.load(job["calibration"]) if job["calibration"] else None
-                write_native(model, job["format"], job["path"], job["batch"], job["quantize"],
-                             calibration, job["int8_io"])
+                with deep_graph_recursion():  # tracing a 1,000-layer network recurses as deep
+                    write_native(model, job["format"], job["path"], job["batch"], job["quantize"],
+                                 calibration, job["int8_io"])
                 reply = {"ok": True}
             except Exception as err:  # reported to the parent, which raises
                 traceback.print_exc()
