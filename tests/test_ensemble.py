@@ -104,7 +104,7 @@ def test_bad_arguments(make, kwargs, message):
 
 @pytest.mark.heavy("export-ensemble")
 def test_ensemble_with_transform_input_member_exports_to_tflite(tmp_path):
-    """WeightedAverage and ChannelAffine (GoogLeNet's transform_input) convert with builtin ops."""
+    """WeightedAverage and a Rescaling per channel (GoogLeNet's transform_input) convert with builtin ops."""
     from keras_cnnclassics.export import export_model
 
     members = [

@@ -17,7 +17,7 @@ import pytest
 import keras
 from keras_cnnclassics import cli
 from keras_cnnclassics import get_model
-from keras_cnnclassics.commands.export import tool_argv
+from keras_cnnclassics.commands.export import tool_argv, tool_main
 from keras_cnnclassics.export import ExportError, check_builtin_ops, export_model, load_runtime, measure_file
 from keras_cnnclassics.export import pipeline, verify
 from keras_cnnclassics.images import load_digits_data
@@ -361,6 +361,14 @@ def test_tools_put_global_flags_first_and_fix_the_format():
     assert tool_argv(["vgg11", "--backend", "jax", "--output", "v.onnx", "--debug"], "onnx") == [
         "--backend", "jax", "--debug", "export", "vgg11", "--output", "v.onnx", "--format", "onnx",
     ]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_a_tool_help_does_not_ask_for_the_format_it_fixes(fmt, capsys):
+    assert tool_main(["--help"], fmt, f"tools/export_{fmt}.py") == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith(f"usage: tools/export_{fmt}.py") and "--output OUTPUT" in usage
+    assert "--format FORMAT" not in usage
 
 
 # ------------------------------------------------------------------- benchmark

@@ -13,8 +13,7 @@ lines. Errors: one line on stderr, exit code 2, no file written.
 
 import sys
 
-from keras_cnnclassics.cli import main
-from keras_cnnclassics.commands.export import tool_argv
+from keras_cnnclassics.commands.export import tool_main
 
 if __name__ == "__main__":
-    sys.exit(main(tool_argv(sys.argv[1:], "onnx")))
+    sys.exit(tool_main(sys.argv[1:], "onnx", "tools/export_onnx.py"))

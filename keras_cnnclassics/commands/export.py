@@ -58,6 +58,22 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
+def tool_main(argv, fmt, prog):
+    """``tools/export_<fmt>.py``: its own ``--help`` (no ``--format``), else ``cnnclassics export``."""
+    import argparse
+
+    from keras_cnnclassics.cli import main
+
+    if {"-h", "--help"} & set(argv):
+        parser = argparse.ArgumentParser(
+            prog=prog, description=f"Export a model to {fmt}, verified against Keras (= cnnclassics export "
+            f"--format {fmt}); --backend tensorflow|jax|torch picks the Keras backend.")
+        add_arguments(parser, fixed_format=fmt)
+        parser.print_help()
+        return 0
+    return main(tool_argv(argv, fmt))
+
+
 def tool_argv(argv, fmt):
     """``cnnclassics`` arguments for ``tools/export_<fmt>.py``: global flags first, then ``export``."""
     from keras_cnnclassics.cli import subcommand_argv
