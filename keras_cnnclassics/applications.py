@@ -9,8 +9,9 @@ call to :func:`build_model` through its registry entry, which
    input size *before any layer is built*,
 3. creates the input (or wraps ``input_tensor``),
 4. calls the family builder, which returns the network's output tensor(s),
-5. names the model and loads ``weights`` from a local file with a clear error
-   when the file does not fit (:mod:`keras_cnnclassics.weights`).
+5. names the model and loads ``weights``: a local file, or published weights / a URL
+   made local by :mod:`keras_cnnclassics.pretrained`, with a clear error when the
+   file does not fit (:mod:`keras_cnnclassics.weights`).
 
 The constructors' common argument documentation is written once here
 (:func:`constructor_doc`) and appended to each constructor's own short docstring.
@@ -31,6 +32,7 @@ import weakref
 
 import keras
 
+from keras_cnnclassics import pretrained
 from keras_cnnclassics import weights as weights_lib
 from keras_cnnclassics.backend_support import require_channels_first_support
 
@@ -143,21 +145,17 @@ def _validate_common(spec, include_top, weights, pooling, classes, classifier_ac
             raise ValueError(
                 f"{spec.name}: unknown classifier_activation {classifier_activation!r}."
             ) from err
-    if weights is not None:
+    if weights is not None and pretrained.is_request(weights):
+        pretrained.check_request(spec, weights, include_top, classes)
+    elif weights is not None:
         _validate_weights_path(spec, weights)
 
 
 def _validate_weights_path(spec, weights):
-    if isinstance(weights, str) and weights.lower() == "imagenet":
-        raise ValueError(
-            f"{spec.name}: weights='imagenet' cannot be downloaded by this package. "
-            "Convert a torchvision/timm checkpoint with `cnnclassics convert` and pass "
-            "the path of the resulting .weights.h5 file."
-        )
     if not isinstance(weights, (str, os.PathLike)):
         raise ValueError(
             f"{spec.name}: weights must be None or the path of a local "
-            f"{'/'.join(WEIGHT_SUFFIXES)} file; got {weights!r}."
+            f"{'/'.join(WEIGHT_SUFFIXES)} file, 'imagenet', a published tag or a URL; got {weights!r}."
         )
     path = os.fspath(weights)
     if not path.endswith(WEIGHT_SUFFIXES):
@@ -226,7 +224,8 @@ def build_model(
     classes = int(classes)  # numpy integers pass the check; Keras layers want a Python int
     if name is not None and (not isinstance(name, str) or not name or "/" in name):
         raise ValueError(f"{spec.name}: name must be None or a non-empty string without '/'; got {name!r}.")
-    options = _resolve_options(spec, options)
+    options = pretrained.weight_options(spec, weights, options)
+    requested_options, options = options, _resolve_options(spec, options)
     if input_tensor is not None:
         input_shape = _input_tensor_shape(spec, input_tensor, input_shape)
     input_shape = resolve_input_shape(spec, input_shape, include_top, spec.min_size)
@@ -245,7 +244,8 @@ def build_model(
         model = keras.Model(img_input, outputs, name=name or spec.name)
     _BUILT_FROM[model] = spec.name
     if weights is not None:
-        weights_lib.load_weights(model, weights)
+        weights_lib.load_weights(
+            model, pretrained.local_weights(spec, weights, include_top, classes, requested_options))
     if input_tensor is None:
         return model
     source = keras.utils.get_source_inputs(input_tensor)
@@ -305,9 +305,11 @@ def check_constructor_signature(constructor, spec):
 _CONSTRUCTOR_ARGS = """
 Args:
     include_top: whether to include the classifier head.
-    weights: None (random initialisation) or the path of a local ``.weights.h5``,
-        ``.keras`` or legacy ``.h5`` file for this architecture (see
-        ``cnnclassics convert`` for torchvision/timm checkpoints).
+    weights: None (the default: random initialisation), "imagenet" (the published
+        ImageNet weights, downloaded, converted and cached once), a published tag
+        (``model_info(name)["weights"]``), a URL (``https://``, ``hf://``; optional
+        ``#sha256=<hex>``) or the path of a local ``.weights.h5``, ``.keras`` or
+        legacy ``.h5`` file for this architecture.
     input_tensor: optional Keras tensor to use as the model's input.
     input_shape: optional shape tuple, (height, width, channels) for
         channels_last; default {default}. Height and width must be >= {min_size}.

@@ -109,7 +109,10 @@ class ModelSpec:
         return applications.build_model(self, *args, **kwargs)
 
     def info(self) -> dict:
-        """The public metadata as a plain dict (what ``model_info`` returns)."""
+        """The public metadata as a plain dict (what ``model_info`` returns); ``weights``:
+        the published weight tags (:func:`keras_cnnclassics.pretrained.published_weights`)."""
+        from keras_cnnclassics.pretrained import published_weights
+
         return {
             "name": self.name,
             "constructor": self.constructor,
@@ -125,6 +128,7 @@ class ModelSpec:
             "top1_source": self.top1_source,
             "options": dict(self.options),
             "notes": self.notes,
+            "weights": published_weights(self.name),
         }
 
 
@@ -247,7 +251,8 @@ def get_model(name: str, /, **kwargs):
 
 
 def model_info(name: str) -> dict:
-    """Metadata of a registry model: paper, year, params, input_shape, reference, top-1."""
+    """Metadata of a registry model: paper, year, params, input_shape, reference, top-1,
+    published weights."""
     return get_spec(name).info()
 
 

@@ -1,12 +1,25 @@
-"""``cnnclassics predict MODEL IMAGE...``: the top-k classes of each image."""
+"""``cnnclassics predict``: the top-k classes of each image.
+
+    cnnclassics predict RUN_OR_MODEL IMAGE...                  a run folder or .keras file
+    cnnclassics predict --model resnet50 [--weights imagenet] IMAGE...
+
+With ``--model`` the registry model is built with ``--weights`` (``imagenet`` by
+default: a published tag, a URL or a local weights file), each image is preprocessed
+as the weights were evaluated (:func:`keras_cnnclassics.pretrained.preprocessing`:
+resize, centre crop, normalise) and the ImageNet class names are printed.
+"""
 
 import json
 
 
 def register(subparsers):
-    parser = subparsers.add_parser("predict", help="top-k classes of image files with a trained model")
-    parser.add_argument("source", metavar="MODEL", help="run folder or .keras file")
-    parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files (png, jpg, bmp, gif)")
+    parser = subparsers.add_parser("predict", help="top-k classes of image files with a trained or pretrained model")
+    parser.add_argument("paths", metavar="[MODEL] IMAGE", nargs="+",
+                        help="run folder or .keras file, then image files (png, jpg, bmp, gif); "
+                             "with --model: image files only")
+    parser.add_argument("--model", metavar="NAME", help="registry model to build, e.g. resnet50")
+    parser.add_argument("--weights", default="imagenet",
+                        help="with --model: imagenet (default), a published tag, a URL or a weights file")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -15,9 +28,16 @@ def register(subparsers):
 
 
 def run(args):
-    from keras_cnnclassics.training import predict
+    from keras_cnnclassics.commands import CommandError
 
-    results = predict(args.source, args.images, top_k=args.top_k, checkpoint=args.checkpoint)
+    if args.model:
+        results = predict_registry_model(args.model, args.weights, args.paths, args.top_k)
+    else:
+        from keras_cnnclassics.training import predict
+
+        if len(args.paths) < 2:
+            raise CommandError("give a run folder or .keras file and at least one image, or --model NAME.")
+        results = predict(args.paths[0], args.paths[1:], top_k=args.top_k, checkpoint=args.checkpoint)
     if args.json:
         print(json.dumps([{"image": p, "top": [{"class": c, "probability": q} for c, q in top]}
                           for p, top in results], indent=2))
@@ -27,3 +47,65 @@ def run(args):
         for name, prob in top:
             print(f"  {prob:7.2%}  {name}")
     return 0
+
+
+def predict_registry_model(name, weights, images, top_k=5):
+    """``[(path, [(class_name, probability), ...]), ...]`` of registry model ``name``."""
+    import numpy as np
+
+    from keras_cnnclassics.imagenet import NUM_CLASSES, imagenet_classes
+    from keras_cnnclassics.registry import get_model, get_spec
+
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top-k must be an integer >= 1; got {top_k!r}.")
+    spec = get_spec(name)
+    model = get_model(spec.name, weights=weights)
+    prepare = image_preparation(spec, weights)
+    probs = np.asarray(model.predict(np.concatenate([prepare(p) for p in images]), verbose=0))
+    names = [n for _, n in imagenet_classes()] if probs.shape[1] == NUM_CLASSES else None
+    results = []
+    for path, row in zip(images, probs):
+        order = np.argsort(-row, kind="stable")[:top_k]
+        results.append((path, [(names[i] if names else f"class {i}", float(row[i])) for i in order]))
+    return results
+
+
+def image_preparation(spec, weights):
+    """``path -> (1, ...) batch`` as ``weights`` expect: a published tag's preprocessing
+    (the model's default tag for a URL or a file), else the model's own
+    ``preprocess_input`` at its input size."""
+    from keras_cnnclassics import pretrained
+    from keras_cnnclassics.images import load_image_file
+
+    tags = pretrained.published_weights(spec.name)
+    if tags:
+        tag = weights if isinstance(weights, str) and weights.lower() in tags else "imagenet"
+        prep = pretrained.preprocessing(spec.name, tag)
+        return lambda path: prep(decode_image(path))
+    return lambda path: own_preprocessing(spec, load_image_file(path, spec.input_shape[0], spec.input_shape[2]))
+
+
+def own_preprocessing(spec, image):
+    """``spec.preprocess_input`` of one ``uint8`` HWC image, as a batch in the data format."""
+    import keras
+
+    batch = image[None].astype("float32")
+    if keras.config.image_data_format() == "channels_first":
+        batch = batch.transpose(0, 3, 1, 2)
+    return keras.ops.convert_to_numpy(spec.preprocess_input(batch))
+
+
+def decode_image(path):
+    """An image file as RGB ``uint8`` (H, W, 3), decoded by TensorFlow."""
+    import os
+
+    from keras_cnnclassics.images import require_tensorflow
+
+    tf = require_tensorflow()
+    if not os.path.isfile(path):
+        raise ValueError(f"cannot read image {path!r}: it does not exist or is a folder.")
+    try:
+        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
+    except tf.errors.OpError as err:
+        reason = (err.message or type(err).__name__).splitlines()[0]
+        raise ValueError(f"cannot read image {path!r}: {reason}") from None
