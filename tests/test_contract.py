@@ -66,7 +66,7 @@ def test_declared_min_size_is_the_architectures_minimum(spec):
         ({"classes": 0}, "classes must be a positive integer"),
         ({"classes": 2.5}, "classes must be a positive integer"),
         ({"include_top": "yes"}, "include_top must be True or False"),
-        ({"weights": "imagenet"}, "cannot be downloaded"),
+        ({"weights": "imagenet1k_v9"}, "unknown weights 'imagenet1k_v9'; published tags: imagenet"),
         ({"weights": 3}, "weights must be None or the path"),
         ({"weights": "missing.weights.h5"}, "does not exist"),
         ({"weights": "model.pth"}, "must end in"),

@@ -1,7 +1,7 @@
 """``cnnclassics predict``: the top-k classes of each image.
 
     cnnclassics predict RUN_OR_MODEL IMAGE...                  a run folder or .keras file
-    cnnclassics predict --model resnet50 [--weights imagenet] IMAGE...
+    cnnclassics predict --model resnet50 [--weights imagenet] IMAGE...   a registry model
 
 With ``--model`` the registry model is built with ``--weights`` (``imagenet`` by
 default: a published tag, a URL or a local weights file), each image is preprocessed
@@ -14,9 +14,8 @@ import json
 
 def register(subparsers):
     parser = subparsers.add_parser("predict", help="top-k classes of image files with a trained or pretrained model")
-    parser.add_argument("paths", metavar="[MODEL] IMAGE", nargs="+",
-                        help="run folder or .keras file, then image files (png, jpg, bmp, gif); "
-                             "with --model: image files only")
+    parser.add_argument("source", metavar="MODEL", help="run folder or .keras file (with --model: an image file)")
+    parser.add_argument("images", metavar="IMAGE", nargs="*", help="image files (png, jpg, bmp, gif)")
     parser.add_argument("--model", metavar="NAME", help="registry model to build, e.g. resnet50")
     parser.add_argument("--weights", default="imagenet",
                         help="with --model: imagenet (default), a published tag, a URL or a weights file")
@@ -24,20 +23,18 @@ def register(subparsers):
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
     parser.add_argument("--json", action="store_true", help="print JSON")
     # TensorFlow decodes the image files (see keras_cnnclassics.images).
-    parser.set_defaults(func=run, backend_modules=lambda args: ("tensorflow",))
+    parser.set_defaults(func=run, backend_modules=lambda args: ("tensorflow",), parser=parser)
 
 
 def run(args):
-    from keras_cnnclassics.commands import CommandError
-
     if args.model:
-        results = predict_registry_model(args.model, args.weights, args.paths, args.top_k)
+        results = predict_registry_model(args.model, args.weights, [args.source, *args.images], args.top_k)
     else:
         from keras_cnnclassics.training import predict
 
-        if len(args.paths) < 2:
-            raise CommandError("give a run folder or .keras file and at least one image, or --model NAME.")
-        results = predict(args.paths[0], args.paths[1:], top_k=args.top_k, checkpoint=args.checkpoint)
+        if not args.images:
+            args.parser.error("the following arguments are required: IMAGE")
+        results = predict(args.source, args.images, top_k=args.top_k, checkpoint=args.checkpoint)
     if args.json:
         print(json.dumps([{"image": p, "top": [{"class": c, "probability": q} for c, q in top]}
                           for p, top in results], indent=2))

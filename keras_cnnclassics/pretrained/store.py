@@ -9,7 +9,8 @@ Dense depends on it). Later calls find the file and need neither network nor tor
 a read-only cache folder that holds it works.
 
 Conversion is :func:`keras_cnnclassics.convert.convert_checkpoint` (strict mapping;
-logits checked against torchvision/timm when they are importable), which writes
+logits checked against torchvision/timm when they are importable, unless
+``CNNCLASSICS_VERIFY_CONVERSION=0``), which writes
 through a temporary file and an atomic rename: two processes converting at once both
 write complete files, and the last rename wins. A backbone or another head is derived
 from a cached ``top`` file (no original needed).
@@ -28,6 +29,7 @@ __all__ = ["converted_path", "head_name", "weights_path"]
 
 # Bump when the converted files' layout changes: older files are then ignored.
 FORMAT = 1
+ENV_VERIFY = "CNNCLASSICS_VERIFY_CONVERSION"
 KERAS_SUFFIXES = (".weights.h5", ".keras", ".h5")
 
 
@@ -114,10 +116,20 @@ def _convert(source, target, include_top, classes, options):
         print(f"Converting {source.file} for {source.model} (once): {target}", file=sys.stderr)
         try:
             convert_checkpoint(source.model, library, path, target, classes=classes, include_top=include_top,
-                               force=True, log=None, options=options)
+                               force=True, verify=verify_conversions(), log=_log, options=options)
         except ValueError as err:
             raise ValueError(f"The weights at {source.url} do not convert to {source.model}: {err}") from None
     return target
+
+
+def verify_conversions() -> bool:
+    """False when ``CNNCLASSICS_VERIFY_CONVERSION`` is 0/false/no/off: conversions then skip the
+    logit check against torchvision/timm (made only where torch and that library import)."""
+    return os.environ.get(ENV_VERIFY, "").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _log(line):
+    print(f"  {line}", file=sys.stderr)
 
 
 def _derive(source, full, target, include_top, classes, options):
