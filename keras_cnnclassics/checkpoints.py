@@ -1,26 +1,32 @@
-"""Reading PyTorch checkpoints safely: ``.pth``/``.pt`` and ``.safetensors`` to numpy.
+"""Reading PyTorch checkpoints safely, without torch: ``.pth``/``.pt`` and ``.safetensors`` to numpy.
 
-* ``.pth``/``.pt`` files are read with ``torch.load(..., weights_only=True,
-  map_location="cpu")`` and nothing else: PyTorch's restricted unpickler accepts
-  tensors and plain containers only, so a pickle that carries code (``os.system``
-  in a ``__reduce__``) is refused before anything runs.
-* ``.safetensors`` files are read with the safetensors library into numpy arrays;
-  torch is not needed.
+* ``.pth``/``.pt`` files (both layouts ``torch.save`` writes: the zip format and the
+  legacy one) are read by :mod:`keras_cnnclassics.torch_pickle`, a restricted unpickler
+  that accepts tensors, storages, ordered dicts and plain values only and refuses any
+  other object before it runs, as ``torch.load(weights_only=True)`` does; then each
+  tensor is cut from its storage's bytes with numpy. No code from the file runs, and
+  torch need not be installed.
+* ``.safetensors`` files are read with the safetensors library into numpy arrays
+  (``bfloat16`` tensors from the file's bytes, as numpy has no such dtype).
 
 The format is recognised from the file's first bytes (zip archive, legacy pickle,
 safetensors JSON header), not from its name. Training checkpoints are unwrapped:
 ``{"state_dict": ...}``, ``{"model": ...}`` and similar containers, and the
 ``module.`` prefix of ``DataParallel`` (``_orig_mod.`` of ``torch.compile``).
-Every failure is a :class:`CheckpointError` (a ``ValueError``) with one line that
-says what is wrong with the file.
+Floating-point tensors come back as float32. Every failure is a
+:class:`CheckpointError` (a ``ValueError``) with one line that says what is wrong
+with the file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 
 import numpy as np
+
+from keras_cnnclassics.torch_pickle import CheckpointError, TorchFile, array_from_bytes
 
 __all__ = ["CheckpointError", "read_checkpoint", "unwrap_state_dict"]
 
@@ -31,11 +37,14 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOL = 0x80
+_TAR_MAGIC = (257, b"ustar")  # offset and bytes of a tar header's magic
 _MAX_SAFETENSORS_HEADER = 100 * 2**20  # the safetensors library's own limit
-
-
-class CheckpointError(ValueError):
-    """A file that cannot be read as a PyTorch state dict (message: one line)."""
+# safetensors dtype -> torch dtype name, as keras_cnnclassics.torch_pickle decodes them.
+_SAFETENSORS_DTYPES = {
+    "F32": "float32", "F64": "float64", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+    "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+    "U16": "uint16", "U32": "uint32", "U64": "uint64",
+}
 
 
 def read_checkpoint(path, progress=False) -> dict[str, np.ndarray]:
@@ -51,17 +60,27 @@ def read_checkpoint(path, progress=False) -> dict[str, np.ndarray]:
     if size == 0:
         raise CheckpointError(f"Checkpoint {path!r} is empty (0 bytes).")
     with open(path, "rb") as f:
-        head = f.read(16)
+        head = f.read(512)
     if _looks_like_safetensors(head):
-        state = _read_safetensors(path, progress)
-    elif head.startswith(_ZIP_MAGIC) or head[:1] == bytes([_PICKLE_PROTOCOL]):
-        state = unwrap_state_dict(_torch_load(path, mmap=head.startswith(_ZIP_MAGIC)), path)
-    else:
+        return _as_numpy(_read_safetensors(path, progress), progress, path)
+    if head.startswith(_ZIP_MAGIC) or head[:1] == bytes([_PICKLE_PROTOCOL]):
+        return _read_torch_file(path, progress)
+    if head[_TAR_MAGIC[0]:_TAR_MAGIC[0] + len(_TAR_MAGIC[1])] == _TAR_MAGIC[1]:
         raise CheckpointError(
-            f"{path!r} is not a PyTorch checkpoint: it is neither a torch.save file "
-            "(.pth/.pt) nor a .safetensors file."
+            f"{path!r} is in the .tar layout of PyTorch before 0.1.10, which is not read here; "
+            "if you trust it, re-save it with a current torch: torch.save(torch.load(old, weights_only=False), new)."
         )
-    return _as_numpy(state, progress, path)
+    raise CheckpointError(
+        f"{path!r} is not a PyTorch checkpoint: it is neither a torch.save file "
+        "(.pth/.pt) nor a .safetensors file."
+    )
+
+
+def _read_torch_file(path, progress):
+    """A ``torch.save`` file's state dict: unwrapped first, so only its tensors are read."""
+    with TorchFile(path) as torch_file:
+        state = unwrap_state_dict(torch_file.load(), path)
+        return _as_numpy(state, progress, path, lambda value, key: torch_file.array(value, key))
 
 
 def _looks_like_safetensors(head):
@@ -84,8 +103,8 @@ def _read_safetensors(path, progress):
         with safe_open(path, framework="np") as f:
             names = list(f.keys())
             return {k: f.get_tensor(k) for k in progress_bar(names, progress, "reading")}
-    except TypeError:
-        return _read_safetensors_with_torch(path)  # bfloat16 has no numpy dtype
+    except TypeError:  # bfloat16 has no numpy dtype
+        return _read_safetensors_bytes(path)
     except Exception as err:  # SafetensorError is not importable by a stable name
         raise CheckpointError(
             f"{path!r} is not a readable .safetensors file ({_first_line(err)}); "
@@ -93,58 +112,21 @@ def _read_safetensors(path, progress):
         ) from None
 
 
-def _read_safetensors_with_torch(path):
-    _import_torch(path)
-    from safetensors.torch import load_file
-
-    return {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
-
-
-def _import_torch(path):
-    try:
-        import torch
-    except ImportError:
-        raise CheckpointError(
-            f"Reading {path!r} needs PyTorch: pip install torch (or keras-cnnclassics[convert]); "
-            "or save the state dict as .safetensors, which needs no torch."
-        ) from None
-    return torch
-
-
-def _torch_load(path, mmap):
-    torch = _import_torch(path)
-    import pickle
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pickle-protocol notes from the restricted unpickler
-            return torch.load(path, weights_only=True, map_location="cpu", mmap=mmap)
-    except pickle.UnpicklingError as err:
-        text = str(err)
-        if "Weights only load failed" in text:
-            culprit = next(
-                (line.strip() for line in text.splitlines() if "GLOBAL" in line or "Unsupported" in line),
-                "objects other than tensors",
-            )
-            raise CheckpointError(
-                f"Refusing to load {path!r}: it contains Python objects besides tensors, which "
-                f"could run code when unpickled ({culprit}). Only plain state dicts are read "
-                "(torch.load weights_only=True); re-save with torch.save(model.state_dict(), ...) "
-                "from a trusted environment."
-            ) from None
-        raise CheckpointError(f"{path!r} is not a PyTorch checkpoint ({_first_line(err)}).") from None
-    except RuntimeError as err:
-        if "zip archive" in str(err) or "PytorchStreamReader" in str(err):
-            raise CheckpointError(
-                f"{path!r} is truncated or corrupted: not a complete torch.save zip archive."
-            ) from None
-        raise CheckpointError(f"Cannot read {path!r}: {_first_line(err)}") from None
-    except (EOFError, KeyError, ValueError, IndexError, TypeError, AttributeError) as err:
-        kind = "truncated" if isinstance(err, EOFError) else "not a PyTorch checkpoint"
-        raise CheckpointError(
-            f"{path!r} is {kind} (torch.load: {type(err).__name__} {_first_line(err)})."
-        ) from None
+def _read_safetensors_bytes(path):
+    """Every tensor of a ``.safetensors`` file cut from its bytes (the library checked the header)."""
+    data = np.fromfile(path, dtype=np.uint8)
+    (header_len,) = struct.unpack("<Q", data[:8].tobytes())
+    header = json.loads(data[8:8 + header_len].tobytes())
+    state = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise CheckpointError(f"{path!r}: tensor {name!r} has dtype {entry['dtype']}, which is not read here.")
+        begin = 8 + header_len + entry["data_offsets"][0]
+        state[name] = array_from_bytes(data, dtype, entry["shape"], byte_offset=begin)
+    return state
 
 
 def _is_tensor(value):
@@ -175,16 +157,11 @@ def _is_state_dict(obj):
     return bool(obj) and all(isinstance(k, str) and _is_tensor(v) for k, v in obj.items())
 
 
-def _as_numpy(state, progress, path):
+def _as_numpy(state, progress, path, to_array=lambda value, key: value):
+    """``{name: numpy array}`` from ``state``'s values (``to_array`` reads each), floats as float32."""
     arrays = {}
     for key in progress_bar(list(state), progress, "converting"):
-        value = state[key]
-        if hasattr(value, "detach"):  # a torch tensor
-            value = value.detach().cpu()
-            if value.is_floating_point():
-                value = value.float()
-            value = value.numpy()
-        value = np.asarray(value)
+        value = np.asarray(to_array(state[key], key))
         if value.dtype.kind == "f" or "float" in value.dtype.name:  # float16/64, ml_dtypes bfloat16
             value = value.astype(np.float32, copy=False)
         arrays[key] = value

@@ -151,8 +151,8 @@ def checkpoints(tmp_path_factory):
         ("safetensors empty", "is empty (0 bytes)"),
         ("safetensors text", "is not a PyTorch checkpoint"),
         ("no tensors", "holds no state dict of tensors"),
-        ("pth code", "Refusing to load"),
-        ("pickle code", "Refusing to load"),
+        ("pth code", "refuses to load"),
+        ("pickle code", "refuses to load"),
         ("other arch", "does not fit squeezenet1_1"),
     ],
 )
@@ -170,7 +170,7 @@ def test_bad_checkpoints_are_refused_and_the_output_is_kept(checkpoints, kind, m
 
 def test_checkpoint_code_is_refused_before_it_runs(checkpoints):
     for kind in ("pth code", "pickle code"):
-        with raises(ValueError, "could run code when unpickled", "weights_only=True"):
+        with raises(ValueError, "could run code when unpickled", "refuses to load posix.system"):
             read_checkpoint(checkpoints[kind])
     assert not os.path.exists(checkpoints["marker"])
 

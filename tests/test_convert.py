@@ -193,7 +193,7 @@ def test_safetensors_reads_without_torch_into_numpy(small_reference, tmp_path):
     state = read_checkpoint(path)
     assert all(isinstance(v, np.ndarray) for v in state.values())
     assert set(state) == set(small_reference.state_dict())
-    # bfloat16 has no numpy dtype: read through torch, widened to float32.
+    # bfloat16 has no numpy dtype: read from the file's bytes, widened to float32.
     from safetensors.torch import save_file
 
     save_file({"w": torch.full((2, 3), 1.5, dtype=torch.bfloat16)}, str(tmp_path / "bf16.safetensors"))
@@ -256,8 +256,8 @@ def _no_tensors(path):
         (_empty, ".pth", "is empty"),
         (_truncated, ".pth", "is truncated or corrupted"),
         (_truncated_safetensors, ".safetensors", "truncated or corrupted"),
-        (_pickle_with_code, ".pth", "Refusing to load"),
-        (_torch_save_with_code, ".pt", "Refusing to load"),
+        (_pickle_with_code, ".pth", "refuses to load"),
+        (_torch_save_with_code, ".pt", "refuses to load"),
         (_no_tensors, ".pth", "holds no state dict of tensors"),
     ],
     ids=["text", "empty", "truncated", "truncated-safetensors", "pickle-code", "torch-save-code", "no-tensors"],
