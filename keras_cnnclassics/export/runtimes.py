@@ -1,4 +1,4 @@
-"""The runtimes that run exported files: ONNX Runtime (CPU) and the ``ai-edge-litert`` interpreter."""
+"""The runtimes that run exported files: ONNX Runtime (CPU), OpenCV's DNN module and the ``ai-edge-litert`` interpreter."""
 
 from __future__ import annotations
 
@@ -28,6 +28,34 @@ class _OnnxRuntime:
 
     def __call__(self, x):
         return self.session.run(None, {self.name: x})[0].astype("float32")
+
+
+class _OpenCVRuntime:
+    """An .onnx file in OpenCV's DNN module (``opencv-python-headless``) on the CPU.
+
+    ``engine`` None is OpenCV's default; ``"classic"`` asks OpenCV 5 for its
+    classic engine (the only one of OpenCV 4), which runs int8 QDQ files that
+    OpenCV 5.0's new engine does not.
+    """
+
+    def __init__(self, path, threads=None, engine=None):
+        import cv2
+        import onnx
+
+        if threads:
+            cv2.setNumThreads(threads)
+        engines = [getattr(cv2.dnn, "ENGINE_CLASSIC")] if engine == "classic" and hasattr(cv2.dnn, "ENGINE_CLASSIC") else []
+        self.net = cv2.dnn.readNetFromONNX(path, *engines)
+        spec = onnx.load(path, load_external_data=False).graph.input[0]
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in spec.type.tensor_type.shape.dim]
+        self.batch = dims[0]
+        self.image_shape = tuple(dims[1:])
+        self.input_dtype = "float32"
+        self.input_quantization = None
+
+    def __call__(self, x):
+        self.net.setInput(np.ascontiguousarray(x, dtype="float32"))
+        return np.asarray(self.net.forward(), dtype="float32")
 
 
 class _LiteRTRuntime:
@@ -67,21 +95,34 @@ class _LiteRTRuntime:
         return y.astype("float32")
 
 
-def load_runtime(path, threads=None):
+# The runtimes of each file format; the first is the format's default.
+RUNTIMES = {".onnx": ("onnxruntime", "opencv", "opencv-classic"), ".tflite": ("litert",)}
+
+
+def load_runtime(path, threads=None, runtime=None):
     """A callable ``runtime(x_nhwc_float32) -> outputs`` for an .onnx or .tflite file.
 
-    Runs in ONNX Runtime (CPU) or the ``ai-edge-litert`` interpreter with
-    ``threads`` threads (None: the runtime's default, all cores); quantized
-    uint8 inputs/outputs are (de)quantized with the file's scale and zero point.
-    ``runtime.batch`` is the file's fixed batch size (None when dynamic),
-    ``runtime.image_shape`` the ``(H, W, C)`` of one input image.
+    ``runtime``: ``"onnxruntime"`` (CPU; the default for .onnx), ``"opencv"``
+    (OpenCV's DNN module with its default engine), ``"opencv-classic"``
+    (OpenCV 5's classic engine) or ``"litert"`` (the ``ai-edge-litert``
+    interpreter; the default for .tflite), with ``threads`` threads (None: the
+    runtime's default, all cores). Quantized uint8 inputs/outputs are
+    (de)quantized with the file's scale and zero point. ``runtime.batch`` is the
+    file's fixed batch size (None when dynamic), ``runtime.image_shape`` the
+    ``(H, W, C)`` of one input image.
     """
     path = os.fspath(path)
-    if path.endswith(".onnx"):
+    suffix = os.path.splitext(path)[1]
+    if suffix not in RUNTIMES:
+        raise ValueError(f"{path!r}: expected an .onnx or .tflite file.")
+    runtime = runtime or RUNTIMES[suffix][0]
+    if runtime not in RUNTIMES[suffix]:
+        raise ValueError(f"runtime {runtime!r} does not run {suffix} files; choose one of {', '.join(RUNTIMES[suffix])}.")
+    if runtime == "onnxruntime":
         return _OnnxRuntime(path, threads)
-    if path.endswith(".tflite"):
+    if runtime == "litert":
         return _LiteRTRuntime(path, threads)
-    raise ValueError(f"{path!r}: expected an .onnx or .tflite file.")
+    return _OpenCVRuntime(path, threads, engine="classic" if runtime == "opencv-classic" else None)
 
 
 def run_batches(runtime, x):

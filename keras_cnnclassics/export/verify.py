@@ -6,6 +6,9 @@ The export fails, leaving no file, when
 * float16: max |difference| > 1e-2 times the range of the Keras outputs,
 * int8 / dynamic-int8: top-1 agreement with the Keras model < 95 % (``min_agreement``),
 * a .tflite file needs operators outside LiteRT's builtin set (Flex / custom).
+
+:func:`check_in_runtime` holds a file to the same limits in another runtime
+(OpenCV's DNN module for ONNX files: the tests use it as a second runtime).
 """
 
 from __future__ import annotations
@@ -69,6 +72,19 @@ def passes(quantize, max_diff, output_range, agreement, min_agreement):
     if quantize == "float16":
         return max_diff <= FLOAT16_MAX_RELATIVE_DIFF * output_range
     return agreement >= min_agreement
+
+
+def check_in_runtime(path, runtime, x, reference, quantize="none", min_agreement=0.95):
+    """``(max_diff, top1_agreement, passed)`` of ``path`` run in ``runtime`` against ``reference``.
+
+    ``runtime`` is a :func:`~keras_cnnclassics.export.runtimes.load_runtime` name
+    (``"opencv"``, ...); the limits are those of the export (:func:`limit`).
+    """
+    outputs = run_batches(load_runtime(path, runtime=runtime), x)
+    max_diff = float(np.max(np.abs(outputs - reference)))
+    output_range = float(np.max(reference) - np.min(reference))
+    agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+    return max_diff, agreement, passes(quantize, max_diff, output_range, agreement, min_agreement)
 
 
 PRECISION = {"none": "float32", "float16": "float16", "dynamic-int8": "dynamic int8"}
