@@ -48,6 +48,9 @@ def run(args):
 
 def predict_registry_model(name, weights, images, top_k=5):
     """``[(path, [(class_name, probability), ...]), ...]`` of registry model ``name``."""
+    import contextlib
+    import sys
+
     import numpy as np
 
     from keras_cnnclassics.imagenet import NUM_CLASSES, imagenet_classes
@@ -56,7 +59,8 @@ def predict_registry_model(name, weights, images, top_k=5):
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top-k must be an integer >= 1; got {top_k!r}.")
     spec = get_spec(name)
-    model = get_model(spec.name, weights=weights)
+    with contextlib.redirect_stdout(sys.stderr):  # download progress: stdout holds the results only
+        model = get_model(spec.name, weights=weights)
     prepare = image_preparation(spec, weights)
     probs = np.asarray(model.predict(np.concatenate([prepare(p) for p in images]), verbose=0))
     names = [n for _, n in imagenet_classes()] if probs.shape[1] == NUM_CLASSES else None

@@ -11,8 +11,10 @@ without network (point ``CNNCLASSICS_CACHE`` at it there).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 
 
 def register(subparsers):
@@ -67,7 +69,9 @@ def run_download(args):
         os.makedirs(args.dir, exist_ok=True)
         os.environ[fetch.ENV_CACHE] = os.path.abspath(args.dir)
     for name in args.names:
-        for path in download(name, args.tag):
-            print(path)
-    print(f"cache folder: {fetch.cache_dir()} (on another machine: CNNCLASSICS_CACHE=<copy of it>)")
+        with contextlib.redirect_stdout(sys.stderr):  # download progress: stdout lists the files only
+            paths = download(name, args.tag)
+        print("\n".join(paths))
+    print(f"cache folder: {fetch.cache_dir()} (on another machine: CNNCLASSICS_CACHE=<copy of it>)",
+          file=sys.stderr)
     return 0

@@ -18,6 +18,7 @@ from a cached ``top`` file (no original needed).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -112,7 +113,7 @@ def _convert(source, target, include_top, classes, options):
 
     library = _library(source)
     _writable(target)
-    with fetch.original(source) as path:
+    with fetch.original(source) as path, float32_policy():
         print(f"Converting {source.file} for {source.model} (once): {target}", file=sys.stderr)
         try:
             convert_checkpoint(source.model, library, path, target, classes=classes, include_top=include_top,
@@ -120,6 +121,20 @@ def _convert(source, target, include_top, classes, options):
         except ValueError as err:
             raise ValueError(f"The weights at {source.url} do not convert to {source.model}: {err}") from None
     return target
+
+
+@contextlib.contextmanager
+def float32_policy():
+    """Keras' float32 dtype policy inside the block: a conversion checks float32 logits
+    against torch's, whatever mixed-precision policy the user has set."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def verify_conversions() -> bool:
