@@ -94,7 +94,7 @@ def is_request(weights) -> bool:
         return False
     if is_url(weights) or weights.lower() == DEFAULT_TAG:
         return True
-    return not any(c in weights for c in "./\\") and not os.path.exists(weights)
+    return not any(c in weights for c in "./\\\0") and not os.path.exists(weights)
 
 
 def resolve(name: str, weights: str) -> WeightSource:
