@@ -121,16 +121,25 @@ def test_verbose_and_a_users_own_level_show_tensorflows_lines():
 # ------------------------------------------------------------------ info, a saved model
 
 
-@pytest.mark.parametrize("name", ["resnet18", "lenet5"])
+@pytest.mark.parametrize("name", ["resnet50", "lenet5"])
 def test_info_prints_every_known_field_and_no_empty_row(name, capsys):
     assert cli.main(["info", name]) == 0
-    rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    lines = capsys.readouterr().out.splitlines()
+    rows = dict(line.split(None, 1) for line in lines if not line.startswith(" "))
     info = get_spec(name).info()
     known = {key for key, value in info.items() if value not in (None, "", {}, ())}
     assert set(rows) == known and all(value.strip() for value in rows.values())
     assert rows["params"] == f"{info['params']:,}" and rows["paper"] == info["paper"]
     assert cli.main(["info", name, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == name
+
+
+def test_info_lists_each_published_weight_tag_on_its_own_line(capsys):
+    assert cli.main(["info", "resnet50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("weights "))
+    assert lines[first].endswith("imagenet1k_v1: top-1 76.13 %, resize 256 / crop 224, resnet50-0676ba61.pth")
+    assert lines[first + 1].strip() == "imagenet1k_v2 (default): top-1 80.86 %, resize 232 / crop 224, resnet50-11ad3fa6.pth"
 
 
 def test_a_saved_model_loads_in_a_command_process(tmp_path):

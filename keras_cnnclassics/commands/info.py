@@ -28,7 +28,18 @@ def run(args):
     rows = {key: value for key, value in info.items() if value not in (None, "", (), [], {})}
     width = max(len(key) for key in rows)
     for key, value in rows.items():
-        if isinstance(value, int) and not isinstance(value, bool) and value > 9999:
+        if key == "weights":
+            value = f"\n{' ' * (width + 2)}".join(weight_line(tag, entry) for tag, entry in value.items())
+        elif isinstance(value, int) and not isinstance(value, bool) and value > 9999:
             value = f"{value:,}"
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def weight_line(tag, entry):
+    """``imagenet1k_v2 (default): top-1 80.86 %, resize 232 / crop 224, resnet50-11ad3fa6.pth``."""
+    top1 = f"top-1 {entry['top1']:.2f} %" if entry.get("top1") is not None else "top-1 not published"
+    prep = entry.get("preprocessing") or {}
+    size = f"resize {prep['resize']} / crop {prep['crop']}" if prep.get("resize") else f"input {entry.get('input_size')}"
+    default = " (default)" if entry.get("default") else ""
+    return f"{tag}{default}: {top1}, {size}, {entry.get('file') or entry.get('url')}"
