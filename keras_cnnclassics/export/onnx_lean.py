@@ -49,12 +49,11 @@ def lean_onnx(path):
 
     slim = _onnxslim()
     with tempfile.TemporaryDirectory(prefix="cnnclassics-onnx-") as tmp:
-        folded, hinted = os.path.join(tmp, "folded.onnx"), os.path.join(tmp, "hinted.onnx")
+        folded = os.path.join(tmp, "folded.onnx")
         ort_basic_optimization(path, folded)  # constants first: the hints need constant paddings
         model = onnx.load(folded)
         add_layout_hints(model)
-        onnx.save(model, hinted)
-        ort_basic_optimization(hinted, folded)
+        ort_basic_optimization(model.SerializeToString(), folded)
         model = slim(onnx.load(folded))
     drop_unused_opsets(model)
     onnx.checker.check_model(model)
@@ -74,7 +73,7 @@ def _onnxslim():
 
 
 def ort_basic_optimization(source, target):
-    """ONNX Runtime's basic graph optimisations of ``source``, saved as the model ``target``."""
+    """ONNX Runtime's basic graph optimisations of ``source`` (a path or bytes), saved as the model ``target``."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -108,7 +107,7 @@ def add_layout_hints(model):
     """
     import onnx
 
-    ranks = _ranks(onnx.shape_inference.infer_shapes(model))
+    ranks = _ranks(model)
     readers = {}
     for node in model.graph.node:
         for name in node.input:
@@ -134,11 +133,26 @@ def _copy(node):
 
 
 def _ranks(model):
-    """Rank of every tensor whose shape is known, by name."""
-    values = [*model.graph.input, *model.graph.value_info, *model.graph.output]
-    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in values if v.type.tensor_type.HasField("shape")}
-    ranks.update({init.name: len(init.dims) for init in model.graph.initializer})
-    return ranks
+    """Rank of every tensor whose shape ONNX's shape inference finds, by name.
+
+    Inferred on a copy without the weights' values (their dims are all it reads),
+    which would otherwise be serialized once more.
+    """
+    import onnx
+
+    skeleton = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import)
+    graph = skeleton.graph
+    graph.node.extend(model.graph.node)
+    graph.input.extend(model.graph.input)
+    graph.output.extend(model.graph.output)
+    for init in model.graph.initializer:
+        if init.data_type == onnx.TensorProto.INT64:  # shapes, paddings, axes: their values count
+            graph.initializer.append(init)
+        else:
+            graph.initializer.add(name=init.name, dims=init.dims, data_type=init.data_type)
+    inferred = onnx.shape_inference.infer_shapes(skeleton).graph
+    values = [*inferred.input, *inferred.value_info, *inferred.output]
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in values if v.type.tensor_type.HasField("shape")}
 
 
 def _initializer(model, name):

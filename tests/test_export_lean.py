@@ -1,0 +1,212 @@
+"""Lean ONNX exports (keras_cnnclassics.export.onnx_lean), and OpenCV's DNN module as a second runtime.
+
+Facts asserted on the float32 files of SqueezeNet 1.1, GoogLeNet and ResNet-18
+(64x64, 10 classes, BatchNorm with random statistics so that folding is
+really tested): no Cast, Identity, Constant or shape-computing node, no
+BatchNorm left (no Sub/Mul: folded into the Conv before it), one Transpose (at
+the input), a node count at or below a measured ceiling and no higher than
+torchvision's own ``torch.onnx.export`` of the same architecture.
+
+OpenCV's DNN module (``opencv-python-headless``) runs the same float32 files
+within the export's own float32 limit of the Keras outputs, max |diff| <=
+1e-4 x max(1, range); a float16 file within 1e-2 x range; an int8 QDQ file
+with OpenCV 5's classic engine (OpenCV 4's only one), within 1e-2 of ONNX
+Runtime on the same file; a dynamic-int8 file not at all (no
+DynamicQuantizeLinear / ConvInteger layer).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+
+import keras
+from keras_cnnclassics import cli, get_model
+from keras_cnnclassics.export import export_model, load_runtime
+from keras_cnnclassics.export.onnx_lean import ENVIRONMENT_SWITCH, lean_enabled, lean_onnx
+from keras_cnnclassics.export.runtimes import run_batches
+from keras_cnnclassics.export.verify import check_in_runtime
+
+from reference import require, torchvision_models
+
+onnx = require("onnx")
+cv2 = require("cv2")
+
+MODELS = ("squeezenet1_1", "googlenet", "resnet18")
+SIZE = 64
+# Nodes of the lean float32 files at 64x64 (Softmax included); torchvision's own export of the
+# same architectures (opset 17, eval mode, no softmax) has 83, 179 and 65.
+NODE_CEILING = {"squeezenet1_1": 65, "googlenet": 143, "resnet18": 51}
+# Nodes a lean float32 file never holds: casts, no-ops, constants and shape arithmetic,
+# and BatchNorm's Sub/Mul (folded into the Conv before it).
+NEVER = ("Cast", "Identity", "Constant", "Shape", "ConstantOfShape", "Gather", "Slice", "Unsqueeze",
+         "Reshape", "BatchNormalization", "Sub", "Mul", "Div")
+
+
+def random_batchnorm(model, seed=0):
+    """Random gamma, beta and running statistics in every BatchNormalization layer."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.uniform(-0.5, 0.5, n),
+                               rng.uniform(-0.5, 0.5, n), rng.uniform(0.5, 1.5, n)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(1).uniform(-1, 1, (4, SIZE, SIZE, 3)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def float32_export(tmp_path_factory, images):
+    """``get(name) -> (path, keras outputs on images)``: each model exported once."""
+    cache = {}
+
+    def get(name, quantize="none"):
+        if (name, quantize) not in cache:
+            keras.utils.set_random_seed(0)
+            model = random_batchnorm(get_model(name, input_shape=(SIZE, SIZE, 3), classes=10))
+            path = tmp_path_factory.mktemp("lean") / f"{name}-{quantize}.onnx"
+            options = {"calibration": "digits", "min_agreement": 0.85} if "int8" in quantize else {}
+            export_model(model, "onnx", str(path), quantize=quantize, verbose=False, **options)
+            cache[name, quantize] = str(path), np.asarray(model.predict(images, verbose=0))
+        return cache[name, quantize]
+
+    return get
+
+
+def op_counts(path):
+    return collections.Counter(node.op_type for node in onnx.load(path).graph.node)
+
+
+# ------------------------------------------------------------------ node counts
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_float32_graph_is_lean(float32_export, name):
+    path, _ = float32_export(name)
+    graph = onnx.load(path).graph
+    counts = op_counts(path)
+    assert {op: counts[op] for op in NEVER if counts[op]} == {}
+    assert sum(counts.values()) <= NODE_CEILING[name]
+    transposes = [node for node in graph.node if node.op_type == "Transpose"]
+    assert len(transposes) == 1 and list(transposes[0].input) == [graph.input[0].name]
+    assert counts["Conv"] == {"squeezenet1_1": 26, "googlenet": 57, "resnet18": 20}[name]
+
+
+@pytest.mark.parametrize("name", ["squeezenet1_1", "resnet18"])
+def test_no_more_nodes_than_torchvisions_own_export(float32_export, tmp_path, name):
+    torch = require("torch")
+    reference = getattr(torchvision_models(), name)(weights=None, num_classes=10).eval()
+    theirs = tmp_path / f"{name}-torchvision.onnx"
+    torch.onnx.export(reference, (torch.zeros(1, 3, SIZE, SIZE),), str(theirs), opset_version=17, dynamo=False)
+    ours = sum(op_counts(float32_export(name)[0]).values())
+    assert ours <= sum(op_counts(str(theirs)).values())
+
+
+# ------------------------------------------------------- OpenCV as a second runtime
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_opencv_runs_float32_exports_like_keras(float32_export, images, name):
+    path, reference = float32_export(name)
+    max_diff, agreement, passed = check_in_runtime(path, "opencv", images, reference)
+    assert passed and max_diff <= 1e-4 * max(1.0, float(np.ptp(reference)))
+    assert agreement == 1.0
+
+
+def test_opencv_runs_float16_exports(float32_export, images):
+    path, reference = float32_export("resnet18", "float16")
+    max_diff, _, passed = check_in_runtime(path, "opencv", images, reference, quantize="float16")
+    assert passed and max_diff <= 1e-2 * float(np.ptp(reference))
+
+
+def test_opencv_runs_int8_qdq_exports_with_its_classic_engine(float32_export, images):
+    path, _ = float32_export("resnet18", "int8")
+    in_onnxruntime = run_batches(load_runtime(path), images)
+    in_opencv = run_batches(load_runtime(path, runtime="opencv-classic"), images)
+    assert np.max(np.abs(in_opencv - in_onnxruntime)) <= 1e-2
+    assert np.array_equal(in_opencv.argmax(-1), in_onnxruntime.argmax(-1))
+
+
+@pytest.mark.parametrize("runtime", ["opencv", "opencv-classic"])
+def test_opencv_does_not_load_dynamic_int8_exports(float32_export, runtime):
+    path, _ = float32_export("resnet18", "dynamic-int8")
+    with pytest.raises(cv2.error, match="DynamicQuantizeLinear|ConvInteger"):
+        load_runtime(path, runtime=runtime)
+
+
+# ------------------------------------------------------------- int8 default
+
+
+def test_int8_onnx_needs_no_io_option_on_the_command_line(tmp_path, capsys):
+    target = tmp_path / "lenet_int8.onnx"
+    argv = ["export", "lenet5", "--format", "onnx", "--quantize", "int8", "--calibration", "digits",
+            "--seed", "0", "--min-agreement", "0.5", "--output", str(target), "--json"]
+    assert cli.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["precision"] == "int8 (QDQ)" and report["input_dtype"] == "float32"
+    assert op_counts(str(target))["QuantizeLinear"] > 0
+
+
+# ------------------------------------------------------ the rewrites, one by one
+
+
+def _stem_and_pool_graph(keepdims):
+    """NHWC input -> Pad -> Transpose -> Conv -> BatchNorm as Mul/Add -> Transpose -> Relu -> ReduceMean."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = {
+        "pads": np.array([0, 1, 1, 0, 0, 1, 1, 0], np.int64),
+        "kernel": rng.normal(size=(4, 3, 3, 3)).astype("float32"),
+        "scale": rng.uniform(0.5, 1.5, (1, 4, 1, 1)).astype("float32"),
+        "beta": rng.normal(size=(1, 4, 1, 1)).astype("float32"),
+        "axes": np.array([1, 2], np.int64),
+    }
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["padded"], mode="constant"),
+        helper.make_node("Transpose", ["padded"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "kernel"], ["conv"]),
+        helper.make_node("Mul", ["conv", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "beta"], ["shifted"]),
+        helper.make_node("Transpose", ["shifted"], ["nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("Relu", ["nhwc"], ["relu"]),
+        helper.make_node("ReduceMean", ["relu", "axes"], ["y"], keepdims=keepdims),
+    ]
+    out_shape = [2, 1, 1, 4] if keepdims else [2, 4]
+    graph = helper.make_graph(
+        nodes, "stem", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8, 8, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        [numpy_helper.from_array(v, k) for k, v in weights.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_lean_rewrites_are_exact(tmp_path, keepdims):
+    """The stem Pad folds into the Conv, BatchNorm too, and one Transpose stays (at the input)."""
+    path = str(tmp_path / "stem.onnx")
+    onnx.save(_stem_and_pool_graph(keepdims), path)
+    x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")
+    before = load_runtime(path)(x)
+    lean_onnx(path)
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    assert ops[:4] == ["Transpose", "Conv", "Relu", "ReduceMean"]
+    assert ops[4:] == (["Transpose"] if keepdims else [])
+    np.testing.assert_allclose(load_runtime(path)(x), before, atol=1e-5)
+
+
+def test_lean_switch(monkeypatch):
+    monkeypatch.delenv(ENVIRONMENT_SWITCH, raising=False)
+    assert lean_enabled()
+    monkeypatch.setenv(ENVIRONMENT_SWITCH, "0")
+    assert not lean_enabled()
+    monkeypatch.setenv(ENVIRONMENT_SWITCH, "yes")
+    with pytest.raises(ValueError, match=f"{ENVIRONMENT_SWITCH}='yes': set it to 1"):
+        lean_enabled()
