@@ -1,4 +1,4 @@
-"""Cached per-model statistics (params, MACs) and the README model table.
+"""Cached per-model statistics (params, MACs) and the model table of docs/models.md.
 
 Profiling all registry models takes minutes (several have more than 100 M
 parameters), so their MACs at the default input are cached in
@@ -6,7 +6,7 @@ parameters), so their MACs at the default input are cached in
 --update-stats``. The cache cannot drift unnoticed: tests check that every
 registry model has an entry whose params equal the registry's, that the cached
 MACs equal :func:`keras_cnnclassics.profile`'s (heavy models sampled per
-backend), and that README.md's table is exactly :func:`model_table_markdown`.
+backend), and that docs/models.md's table is exactly :func:`model_table_markdown`.
 
 Published accuracies are not cached here: they live in each model's registry
 entry (``top1``, ``top1_source``) next to the family code.
@@ -150,7 +150,7 @@ def _shape(shape) -> str:
 
 
 def model_table_markdown(stats=None) -> str:
-    """The README model table: every registry model, from the registry and the cache."""
+    """The model table of docs/models.md: every registry model, from the registry and the cache."""
     stats = load_stats() if stats is None else stats
     missing = stale_names(stats)
     if missing:

@@ -1,7 +1,8 @@
 """Run the test suite once per Keras backend (the backend is fixed at import).
 
     python tests/run.py                        # default tier: tensorflow, jax, torch in turn
-    python tests/run.py --full                 # full tier, as CI runs it (with --require-references)
+    python tests/run.py --require-references   # as CI runs it: a missing reference fails
+    python tests/run.py --full                 # full tier: every heavy case once
     python tests/run.py --backends jax         # one backend
     python tests/run.py -- -k vgg -x           # arguments after -- go to pytest
 
@@ -247,7 +248,7 @@ def record_costs(summaries: list[dict], path: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated backends")
-    parser.add_argument("--full", action="store_true", help="the full tier (CI): only heavy cases are sampled")
+    parser.add_argument("--full", action="store_true", help="the full tier: every heavy case once (on one backend)")
     parser.add_argument("--all-heavy", action="store_true", help="run every sampled case on every backend")
     parser.add_argument("--require-references", action="store_true",
                         help="a missing torch/torchvision/timm fails instead of skipping (CI)")

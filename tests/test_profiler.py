@@ -1,4 +1,4 @@
-"""The profiler, the model-table cache, the README table and the complexity chart.
+"""The profiler, the model-table cache, the docs model table and the complexity chart.
 
 Numbers asserted: the AlexNet rows of CS231n lecture 9's table exactly; torchvision's
 GFLOPS metadata within 0.5 %; the ResNet paper's FLOPs with the v1 option; the
@@ -30,7 +30,7 @@ from keras_cnnclassics.registry import all_specs, get_spec
 from reference import require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-README = os.path.join(ROOT, "README.md")
+MODEL_TABLE = os.path.join(ROOT, "docs", "models.md")
 
 
 def sampled(name, *values):
@@ -356,7 +356,7 @@ def test_cli_profile_formats(capsys):
         cli_main(["profile", "alexnet", "--input-shape", "big"])
 
 
-# --- The MACs cache, the README table and the chart ---------------------------------
+# --- The MACs cache, the docs model table and the chart -----------------------------
 
 
 def test_every_registry_model_has_a_fresh_stats_entry():
@@ -413,11 +413,11 @@ def test_macs_equal_a_hook_count_on_the_torch_reference(name):
     assert stats.load_stats()[name]["macs"] == _torch_macs(spec.reference, spec.input_shape)
 
 
-def test_readme_table_is_generated_from_the_registry_and_cache():
-    assert stats.readme_table(README) == stats.model_table_markdown(), (
-        "README.md model table is stale: run `python tools/model_table.py --update-readme README.md`"
+def test_docs_model_table_is_generated_from_the_registry_and_cache():
+    assert stats.readme_table(MODEL_TABLE) == stats.model_table_markdown(), (
+        "docs/models.md model table is stale: run `python tools/model_table.py --update-readme docs/models.md`"
     )
-    assert stats.update_readme(README, check=True) is False
+    assert stats.update_readme(MODEL_TABLE, check=True) is False
 
 
 def test_readme_update_and_stale_detection(tmp_path):

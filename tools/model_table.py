@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Maintain the model table: the MACs cache in the package and the copy in README.md.
+"""Maintain the model table: the MACs cache in the package and the copy in docs/models.md.
 
     python tools/model_table.py --update-stats [--all]    # profile models missing from the cache
-    python tools/model_table.py --update-readme README.md  # rewrite the table between the markers
-    python tools/model_table.py --check README.md          # exit 1 when that table is stale
+    python tools/model_table.py --update-readme docs/models.md  # rewrite the table between the markers
+    python tools/model_table.py --check docs/models.md          # exit 1 when that table is stale
 
 The table is :func:`keras_cnnclassics.stats.model_table_markdown` (what
 ``cnnclassics table`` prints); it sits between the ``<!-- model-table:start -->``

@@ -2,7 +2,7 @@
 
 The table is built from the registry and the MACs cached in
 ``keras_cnnclassics/data/model_stats.json``; ``tools/model_table.py`` refreshes that
-cache and the copy in README.md.
+cache and the copy in docs/models.md.
 """
 
 
