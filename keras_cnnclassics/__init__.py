@@ -31,6 +31,7 @@ _TOOLS = {
     "list_models": "keras_cnnclassics.registry",
     "model_info": "keras_cnnclassics.registry",
     "profile": "keras_cnnclassics.profiler",
+    "receptive_field": "keras_cnnclassics.receptive_fields",
 }
 
 

@@ -435,6 +435,7 @@ class ProfileResult:
     batch_size: int
     true_flops: bool
     rows: list
+    receptive_fields: list | None = None  # per row, with profile(receptive_field=True)
 
     @property
     def total_params(self) -> int:
@@ -492,7 +493,17 @@ class ProfileResult:
             f"CS231n lecture 9, the papers and torchvision's GFLOPS); {ops}; memory = layer output at "
             "float32, KB of 1024 B; params = PyTorch's count (BN running stats excluded); "
             "padding layers folded into the layer they feed"
-        )
+        ) + (f"; {_field_module().FIELD_CONVENTIONS}" if self.receptive_fields is not None else "")
+
+    def _field_cells(self, index) -> list:
+        """The receptive-field cells of row ``index`` (none without receptive_field=True)."""
+        if self.receptive_fields is None:
+            return []
+        field = self.receptive_fields[index]
+        return field.cells() if field is not None else ["-"] * 3
+
+    def _field_headers(self) -> list:
+        return list(_field_module().FIELD_HEADERS) if self.receptive_fields is not None else []
 
     def title(self) -> str:
         shape = "x".join("?" if d is None else str(d) for d in self.input_shape)
@@ -506,21 +517,24 @@ class ProfileResult:
         fmt_kb = (lambda v: f"{v:,.2f}") if thousands else (lambda v: f"{v:.2f}")
         body = [
             [r.name, r.type, _shape_text(r.output_shape), fmt_kb(r.memory_kb),
-             fmt_int(r.params), fmt_int(r.macs), fmt_int(r.ops), r.note]
-            for r in self.rows
+             fmt_int(r.params), fmt_int(r.macs), fmt_int(r.ops), *self._field_cells(i), r.note]
+            for i, r in enumerate(self.rows)
         ]
         total = ["TOTAL", f"{len(self.rows)} layers", "", fmt_kb(self.total_memory_kb),
-                 fmt_int(self.total_params), fmt_int(self.total_macs), fmt_int(self.total_ops), ""]
+                 fmt_int(self.total_params), fmt_int(self.total_macs), fmt_int(self.total_ops),
+                 *[""] * len(self._field_headers()), ""]
         return body, total
 
     def headers(self):
-        return ["layer", "type", "output", "memory (KB)", "params", "MACs", self.ops_label, "note"]
+        return ["layer", "type", "output", "memory (KB)", "params", "MACs", self.ops_label,
+                *self._field_headers(), "note"]
 
     def to_csv(self) -> str:
         """CSV with a header row, one row per layer and a TOTAL row (plain numbers)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(list(COLUMNS[:-2]) + [self.ops_label.lower(), "note"])
+        fields = [h.lower() for h in self._field_headers()]
+        writer.writerow(list(COLUMNS[:-2]) + [self.ops_label.lower(), *fields, "note"])
         body, total = self._cells(thousands=False)
         writer.writerows(body + [total])
         return buffer.getvalue()
@@ -530,7 +544,8 @@ class ProfileResult:
         body, total = self._cells()
         lines = [f"**{self.title()}**", "", f"_{self.conventions()}._", ""]
         lines.append("| " + " | ".join(self.headers()) + " |")
-        lines.append("|" + "|".join(["---", "---", "---"] + ["---:"] * 4 + ["---"]) + "|")
+        numeric = 4 + len(self._field_headers())
+        lines.append("|" + "|".join(["---", "---", "---"] + ["---:"] * numeric + ["---"]) + "|")
         for cells in body:
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines.append("| " + " | ".join(f"**{c}**" if c else "" for c in total) + " |")
@@ -541,7 +556,7 @@ class ProfileResult:
         body, total = self._cells()
         headers = self.headers()
         widths = [max(len(row[i]) for row in [headers, total, *body]) for i in range(len(headers))]
-        right = {3, 4, 5, 6}
+        right = set(range(3, 7 + len(self._field_headers())))
 
         def line(cells):
             parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
@@ -645,6 +660,7 @@ def profile(
     batch_size=1,
     true_flops=False,
     fold_padding=True,
+    receptive_field=False,
     **model_kwargs,
 ) -> ProfileResult:
     """Per-layer output shape, memory, parameters and multiply-adds of a model.
@@ -659,6 +675,8 @@ def profile(
         true_flops: count real floating-point operations (2 x MACs plus bias,
             BN, activation and element-wise work) in the ``ops`` column.
         fold_padding: fold padding-only layers into the layer they feed.
+        receptive_field: add the columns RF, jump and start
+            (:mod:`keras_cnnclassics.receptive_fields`).
 
     Returns:
         A :class:`ProfileResult`; ``.rows``, ``.to_dicts()``, ``.to_csv()``,
@@ -671,7 +689,7 @@ def profile(
         raise ValueError(f"profile: batch_size must be a positive integer; got {batch_size!r}.")
     model, shape = _resolve_model(model_or_name, input_shape, model_kwargs)
     specs = _input_specs(model, shape, batch_size)
-    tracer = _Tracer()
+    tracer = _field_module().FieldTracer() if receptive_field else _Tracer()
     outputs, calls = tracer.trace(model, specs[0] if len(specs) == 1 else specs)
     if tracer.unknown:
         raise ValueError(
@@ -705,4 +723,12 @@ def profile(
         batch_size=batch_size,
         true_flops=bool(true_flops),
         rows=rows,
+        receptive_fields=tracer.fields(rows) if receptive_field else None,
     )
+
+
+def _field_module():
+    """:mod:`keras_cnnclassics.receptive_fields`, imported on first use (it imports this module)."""
+    from keras_cnnclassics import receptive_fields
+
+    return receptive_fields

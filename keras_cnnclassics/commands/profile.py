@@ -1,4 +1,5 @@
-"""``cnnclassics profile NAME``: per-layer output shape, memory, params and multiply-adds."""
+"""``cnnclassics profile NAME``: per-layer output shape, memory, params, multiply-adds and
+optionally receptive fields."""
 
 import argparse
 
@@ -21,6 +22,11 @@ def register(subparsers):
     parser.add_argument(
         "--no-fold-padding", action="store_true", help="show padding layers as rows of their own"
     )
+    parser.add_argument(
+        "--receptive-field", action="store_true",
+        help="add the columns RF (theoretical receptive field in input pixels), jump (effective "
+        "stride) and start (centre of the first unit's field)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -38,6 +44,7 @@ def run(args):
     result = profile(
         args.name, input_shape=args.input_shape, batch_size=args.batch_size,
         true_flops=args.true_flops, fold_padding=not args.no_fold_padding,
+        receptive_field=args.receptive_field,
     )
     rendered = {"table": result.to_table, "csv": result.to_csv, "markdown": result.to_markdown}
     print(rendered[args.format](), end="")
