@@ -5,11 +5,14 @@ Two sources give the same thing, an :class:`ImageData` of ``uint8`` images in
 
 * ``digits``: scikit-learn's bundled real handwritten digits
   (:func:`keras_cnnclassics.images.load_digits_data`).
-* an image folder with one subfolder per class, read by
-  ``keras.utils.image_dataset_from_directory`` (TensorFlow's decoders; images are
-  centre-cropped to a square and resized bilinearly), with its
-  ``validation_split``. Unreadable images are skipped and counted. The decoded
-  images are held in memory as ``uint8`` (N x size x size x C bytes).
+* an image folder with one subfolder per class (:func:`open_folder_data`): its
+  splits are :class:`~keras_cnnclassics.training.stream.ImageFiles`, files
+  decoded a batch at a time when indexed (TensorFlow's decoders, centre crop to a
+  square, bilinear resize), so memory follows the batch size, the decoding
+  threads and the prefetch depth, not the folder. Files whose header is not an
+  image's are skipped and counted while listing; one that still fails to decode
+  is replaced by the next readable file of its split and reported after the run.
+  :func:`load_folder_data` decodes both splits into memory (evaluation).
 
 :class:`TrainBatches` turns the training split into an endless stream of
 batches in which batch ``g`` of the run depends only on ``(seed, g)``: the order
@@ -17,12 +20,16 @@ of epoch ``e`` is a permutation drawn from ``(seed, e)`` and batch ``g``'s
 augmentation is seeded with ``(seed, g)``. That is what makes ``--resume`` after
 a crash continue exactly where the run stopped. The incomplete last batch of
 each epoch is dropped (the order changes every epoch, so no image is left out
-for good), which also keeps every batch divisible by the device count.
+for good), which also keeps every batch divisible by the device count. Folder
+batches are decoded by Keras' ``PyDataset`` thread workers (:func:`loader_options`);
+Keras hands them to ``fit`` in order, and each is a pure function of its index,
+so the worker count changes the speed, never the batches.
 :class:`EvalBatches` pads the last batch instead (and the padding is cut off).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -35,13 +42,13 @@ from keras_cnnclassics.images import (
     load_digits_data,
     load_image_file,
     require_tensorflow,
-    to_uint8,
-    unreadable_files,
 )
+from keras_cnnclassics.training.stream import ImageFiles, list_image_folder
 
 __all__ = [
     "ImageData",
     "load_digits_data",
+    "open_folder_data",
     "load_folder_data",
     "load_folder_images",
     "load_image_file",
@@ -54,23 +61,8 @@ __all__ = [
 # both data sources from this module.
 
 
-def class_folders(folder) -> dict[str, int]:
-    """Class subfolder -> number of readable-looking image files in it (recursive)."""
-    names = sorted(
-        d for d in os.listdir(folder)
-        if os.path.isdir(os.path.join(folder, d)) and not d.startswith(".")
-    )
-    counts = {}
-    for name in names:
-        total = 0
-        for _, _, files in os.walk(os.path.join(folder, name)):
-            total += sum(f.lower().endswith(IMAGE_SUFFIXES) for f in files)
-        counts[name] = total
-    return counts
-
-
-def _check_folder(folder, val_split):
-    counts = class_folders(folder)
+def _check_folder(listing, folder, val_split):
+    counts = listing.counts
     layout = f"expected {folder}/<class>/<image>{'|'.join(IMAGE_SUFFIXES)}, one subfolder per class"
     if not counts:
         raise ValueError(f"image folder {folder!r} has no class subfolders; {layout}.")
@@ -91,71 +83,73 @@ def _check_folder(folder, val_split):
             f"image folder {folder!r} has {total} images: too few to hold out "
             f"{val_split:.0%} for validation and still train."
         )
-    return list(counts)
 
 
-def _collect(dataset, expected):
-    """Decode a (image, label) dataset into uint8 arrays, skipping unreadable files."""
-    images, labels = [], []
-    for image, label in dataset.ignore_errors().as_numpy_iterator():
-        images.append(to_uint8(image))
-        labels.append(label)
-    return images, labels, expected - len(images)
+def _report_unreadable(folder, paths, how="Skipped"):
+    if paths:
+        examples = sorted(os.path.relpath(os.path.join(folder, p), folder) for p in paths)[:5]
+        print(f"{how} {len(paths)} unreadable image(s) in {folder}, e.g. {', '.join(examples)}",
+              flush=True)
 
 
-def _read_folder(folder, image_size, channels, class_names, val_split, seed):
-    """``image_dataset_from_directory`` for the training/validation split
-    (``val_split``) or, with ``val_split=None``, every image in order."""
+def open_folder_data(folder, image_size, channels, val_split=0.2, seed=0) -> ImageData:
+    """An image folder (one subfolder per class) as :class:`ImageFiles` splits, read on demand.
+
+    The validation split is the last ``int(val_split * N)`` files of a
+    permutation drawn from ``seed`` (so ``--limit`` takes a mixed sample).
+    """
     require_tensorflow()
-    split = {"validation_split": val_split, "subset": "both"} if val_split else {}
-    datasets = keras.utils.image_dataset_from_directory(
-        folder,
-        labels="inferred",
-        label_mode="int",
-        class_names=class_names,
-        color_mode="grayscale" if channels == 1 else "rgb",
-        batch_size=None,
-        image_size=(image_size, image_size),
-        shuffle=bool(val_split),
-        seed=seed,
-        crop_to_aspect_ratio=True,
-        data_format="channels_last",
-        verbose=False,
-        **split,
-    )
-    datasets = datasets if val_split else (datasets,)
-    parts = [_collect(ds, len(ds.file_paths)) for ds in datasets]
-    skipped = sum(part[2] for part in parts)
-    if skipped:
-        paths = [p for ds in datasets for p in ds.file_paths]
-        bad = unreadable_files(paths, limit=5)
-        print(
-            f"Skipped {skipped} unreadable image(s) in {folder}"
-            + (f", e.g. {', '.join(os.path.relpath(p, folder) for p in bad)}" if bad else ""),
-            flush=True,
+    listing = list_image_folder(folder)
+    _check_folder(listing, folder, val_split)
+    _report_unreadable(folder, listing.unreadable)
+    order = np.random.RandomState(seed).permutation(len(listing.paths))
+    cut = len(order) - int(val_split * len(order))
+    train, val = order[:cut], order[cut:]
+    if len(set(listing.labels[train])) < 2 or not len(val):
+        raise ValueError(
+            f"image folder {folder!r}: after skipping {len(listing.unreadable)} unreadable image(s) "
+            f"there are {len(train)} training images in {len(set(listing.labels[train]))} class(es) "
+            f"and {len(val)} validation images; need >= 2 classes and >= 1 validation image."
         )
-    return parts, skipped
+    replaced = set()  # files found undecodable while reading, both splits
+
+    def files(indices):
+        return ImageFiles(listing.root, listing.paths[indices], image_size, channels, replaced)
+
+    return ImageData(
+        files(train), listing.labels[train], files(val), listing.labels[val],
+        class_names=listing.class_names, skipped=len(listing.unreadable), source=f"folder {folder}",
+    )
 
 
-def _stack(images, labels):
-    return np.stack(images), np.asarray(labels, "int32")
+def decode_all(files, labels):
+    """``(images, labels, failed)``: every file of ``files`` decoded; failures left out."""
+    images, kept = [], []
+    for index in range(len(files)):
+        try:
+            images.append(files.decode(index))
+            kept.append(index)
+        except ValueError:
+            files.unreadable.add(files.path(index))
+    stacked = np.stack(images) if images else np.zeros((0, *files.shape[1:]), "uint8")
+    return stacked, labels[kept], len(files) - len(kept)
 
 
 def load_folder_data(folder, image_size, channels, val_split=0.2, seed=0) -> ImageData:
-    """An image folder (one subfolder per class) via ``image_dataset_from_directory``."""
-    class_names = _check_folder(folder, val_split)
-    parts, skipped = _read_folder(folder, image_size, channels, class_names, val_split, seed)
-    (x_train, y_train, _), (x_val, y_val, _) = parts
-    if len(set(y_train)) < 2 or not x_val:
+    """:func:`open_folder_data` decoded into memory (files that fail to decode skipped)."""
+    data = open_folder_data(folder, image_size, channels, val_split, seed)
+    x_train, y_train, failed_train = decode_all(data.x_train, data.y_train)
+    x_val, y_val, failed_val = decode_all(data.x_val, data.y_val)
+    _report_unreadable(folder, data.x_train.unreadable, how="Could not decode")
+    if len(set(y_train)) < 2 or not len(x_val):
         raise ValueError(
-            f"image folder {folder!r}: after skipping {skipped} unreadable image(s) there are "
-            f"{len(x_train)} training images in {len(set(y_train))} class(es) and "
-            f"{len(x_val)} validation images; need >= 2 classes and >= 1 validation image."
+            f"image folder {folder!r}: {failed_train + failed_val} image(s) could not be decoded; "
+            f"{len(x_train)} training images in {len(set(y_train))} class(es) and {len(x_val)} "
+            "validation images are left; need >= 2 classes and >= 1 validation image."
         )
-    return ImageData(
-        *_stack(x_train, y_train), *_stack(x_val, y_val), class_names=class_names,
-        skipped=skipped, source=f"folder {folder}",
-    )
+    skipped = data.skipped + failed_train + failed_val
+    return dataclasses.replace(data, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
+                               skipped=skipped)
 
 
 def load_folder_images(folder, image_size, channels, class_names) -> tuple:
@@ -164,7 +158,9 @@ def load_folder_images(folder, image_size, channels, class_names) -> tuple:
     Returns ``(images, labels, skipped)``. Subfolders that are not among
     ``class_names`` are refused: the model cannot be scored on classes it lacks.
     """
-    found = class_folders(folder)
+    require_tensorflow()
+    listing = list_image_folder(folder)
+    found = listing.class_names
     unknown = sorted(set(found) - set(class_names))
     if not found or unknown:
         raise ValueError(
@@ -172,14 +168,49 @@ def load_folder_images(folder, image_size, channels, class_names) -> tuple:
             f"be among the model's classes ({', '.join(class_names)})"
             + (f"; unknown: {', '.join(unknown)}" if unknown else "") + "."
         )
-    present = [name for name in class_names if found.get(name)]
-    parts, skipped = _read_folder(folder, image_size, channels, present, None, 0)
-    images, labels, _ = parts[0]
-    if not images:
+    _report_unreadable(folder, listing.unreadable)
+    files = ImageFiles(listing.root, listing.paths, image_size, channels)
+    remap = np.array([class_names.index(name) for name in found], dtype="int32")
+    images, labels, failed = decode_all(files, remap[listing.labels])
+    _report_unreadable(folder, files.unreadable, how="Could not decode")
+    if not len(images):
         raise ValueError(f"image folder {folder!r}: no readable images.")
-    remap = np.array([class_names.index(name) for name in present])
-    x, y = _stack(images, labels)
-    return x, remap[y].astype("int32"), skipped
+    return images, labels, len(listing.unreadable) + failed
+
+
+def limit_data(data, n) -> ImageData:
+    """The first ``n`` images of each split (files stay unread)."""
+    def head(x):
+        return x.head(n) if isinstance(x, ImageFiles) else x[:n]
+
+    return dataclasses.replace(data, x_train=head(data.x_train), y_train=data.y_train[:n],
+                               x_val=head(data.x_val), y_val=data.y_val[:n],
+                               source=f"{data.source}, first {n} per split (--limit)")
+
+
+def replaced_files(data) -> list:
+    """Files found undecodable while training (each replaced by the next readable one)."""
+    return sorted(data.x_train.unreadable) if isinstance(data.x_train, ImageFiles) else []
+
+
+def data_workers() -> int:
+    """Threads that decode image files: ``CNNCLASSICS_DATA_WORKERS``, else the usable CPUs (<= 8)."""
+    value = os.environ.get("CNNCLASSICS_DATA_WORKERS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"CNNCLASSICS_DATA_WORKERS must be an integer >= 1; got {value!r}.")
+        return int(value)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cpus or 1))
+
+
+def loader_options(x) -> dict:
+    """``PyDataset`` options: arrays are sliced in the calling thread; files are decoded
+    by :func:`data_workers` threads that keep twice as many batches ready (prefetch)."""
+    if isinstance(x, ImageFiles):
+        workers = data_workers()
+        return {"workers": workers, "use_multiprocessing": False, "max_queue_size": 2 * workers}
+    return {"workers": 1, "use_multiprocessing": False}
 
 
 def to_model_layout(images):
@@ -212,7 +243,7 @@ class TrainBatches(keras.utils.PyDataset):
 
     def __init__(self, x, y, num_classes, batch_size, seed, start_step=0, augment=None,
                  preprocess=None, outputs=1, shard=(0, 1)):
-        super().__init__(workers=1, use_multiprocessing=False)
+        super().__init__(**loader_options(x))
         if batch_size > len(x):
             raise ValueError(
                 f"batch size {batch_size} is larger than the training split "
@@ -232,9 +263,11 @@ class TrainBatches(keras.utils.PyDataset):
 
     def order(self, epoch):
         """The permutation of the training images used in ``epoch``."""
-        if epoch not in self._orders:
-            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.x))}
-        return self._orders[epoch]
+        order = self._orders.get(epoch)  # read once: worker threads replace the cache
+        if order is None:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+            self._orders = {epoch: order}
+        return order
 
     def batch_indices(self, step):
         epoch, index = divmod(step, self.steps_per_epoch)
@@ -258,7 +291,7 @@ class EvalBatches(keras.utils.PyDataset):
     """Inference batches in order; the last is padded to ``batch_size`` (cut off later)."""
 
     def __init__(self, x, batch_size, preprocess=None):
-        super().__init__(workers=1, use_multiprocessing=False)
+        super().__init__(**loader_options(x))
         self.x, self.batch_size, self.preprocess = x, batch_size, preprocess
 
     def __len__(self):

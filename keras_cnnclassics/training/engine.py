@@ -39,8 +39,10 @@ from keras_cnnclassics.training.config import AUX_LOSS_WEIGHT, DIGITS, STEP_MILE
 from keras_cnnclassics.training.data import (
     EvalBatches,
     TrainBatches,
+    limit_data,
     load_digits_data,
-    load_folder_data,
+    open_folder_data,
+    replaced_files,
 )
 from keras_cnnclassics.training.distribute import check_distribute, data_parallel
 from keras_cnnclassics.training.precision import dtype_policy, resolve_policy
@@ -246,13 +248,8 @@ def load_data(cfg, channels):
     if cfg.data == DIGITS:
         data = load_digits_data(cfg.image_size, channels, cfg.val_split, cfg.seed)
     else:
-        data = load_folder_data(cfg.data, cfg.image_size, channels, cfg.val_split, cfg.seed)
-    if cfg.limit:
-        n = cfg.limit
-        data = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n],
-                                   x_val=data.x_val[:n], y_val=data.y_val[:n],
-                                   source=f"{data.source}, first {n} per split (--limit)")
-    return data
+        data = open_folder_data(cfg.data, cfg.image_size, channels, cfg.val_split, cfg.seed)
+    return limit_data(data, cfg.limit) if cfg.limit else data
 
 
 def _stored_config(run, requested):
@@ -356,6 +353,10 @@ def _train_in_scope(spec, cfg, run, data, shape, options, placement, policy, res
     else:
         _say(f"run already complete ({cfg.epochs} epochs); re-evaluating the best model")
     evaluation = final_evaluation(run, export, data, preprocess, cfg.batch_size, state, title)
+    replaced = replaced_files(data)
+    if replaced:
+        _say(f"{len(replaced)} image file(s) could not be decoded and were replaced by the next "
+             f"readable file of their split, e.g. {', '.join(replaced[:3])}")
     _say(f"best epoch {evaluation['epoch']}: validation top-1 {evaluation['top1']:.2f} %"
          + (f", top-5 {evaluation['top5']:.2f} %" if evaluation["top5"] is not None else "")
          + f", loss {evaluation['loss']:.4f}; trained in {time.time() - start:.0f} s; "
