@@ -20,9 +20,9 @@ Conventions:
   cropping as negative padding. ``ceil_mode`` pads after the last cell only, so it
   never moves the first unit.
 * Global pooling and ``Flatten`` are windows over the whole map: every unit after them
-  sees the whole input (``whole_input``); a merge with such a path (a squeeze-and-
-  excitation gate) is ``whole_input`` too, and its size, jump and start are those of
-  its positional paths.
+  sees the whole input (``whole_input``, no longer ``positional``: the table shows no
+  jump); a merge with such a path (a squeeze-and-excitation gate) is ``whole_input``
+  too, and its size, jump, start and alignment are those of its positional paths.
 * Multi-path graphs (residual adds, Inception and DenseNet concatenations, SE
   multiplies): the field of a merge is the union of its inputs' fields, i.e. the
   largest field over all paths when they are aligned. Paths are *aligned* when
@@ -64,6 +64,7 @@ class _Span:
     jump: tuple
     aligned: bool = True
     whole_input: bool = False
+    positional: bool = True
     note: str = ""
 
     def centre(self):
@@ -101,7 +102,9 @@ class ReceptiveField:
     stride; ``start``: centre of the first unit's field, input pixel ``i`` centred
     at ``i``; ``left``/``right``: the first unit's first and last input pixel (unit
     ``n`` adds ``n * jump``); ``aligned``: every path to the unit has the same
-    centre and jump; ``whole_input``: a global path reaches it; ``note``: how the
+    centre and jump; ``whole_input``: a global path (global pooling, Flatten, an SE
+    gate) reaches it; ``positional``: some path keeps positions (False after global
+    pooling or Flatten, where ``jump`` is the whole map's span); ``note``: how the
     paths disagree at the merge where they first do.
     """
 
@@ -112,6 +115,7 @@ class ReceptiveField:
     right: tuple
     aligned: bool = True
     whole_input: bool = False
+    positional: bool = True
     note: str = ""
 
     @classmethod
@@ -124,6 +128,7 @@ class ReceptiveField:
             right=tuple(_number(v) for v in span.right),
             aligned=span.aligned,
             whole_input=span.whole_input,
+            positional=span.positional,
             note=span.note,
         )
 
@@ -133,7 +138,8 @@ class ReceptiveField:
     def cells(self) -> list:
         """The RF, jump and start cells of a table row."""
         size = _axes_text(self.size) + (" (whole)" if self.whole_input else "")
-        return [size, _axes_text(self.jump), _axes_text(self.start)]
+        jump = _axes_text(self.jump) if self.positional else "-"
+        return [size, jump, _axes_text(self.start)]
 
 
 def _axes_text(values) -> str:
@@ -239,7 +245,7 @@ def _cropping_field(layer, spans, shapes):
 def _whole_map(layer, span, shape):
     """A window over the whole map (global pooling, Flatten): every unit sees all of it."""
     sizes = _spatial(layer, shape)
-    return span.moved([0] * len(sizes), [n - 1 for n in sizes], sizes, whole_input=True)
+    return span.moved([0] * len(sizes), [n - 1 for n in sizes], sizes, whole_input=True, positional=False)
 
 
 @register_field_rule(
@@ -254,7 +260,7 @@ def _global_pool_field(layer, spans, shapes):
 @register_field_rule(keras.layers.Flatten)
 def _flatten_field(layer, spans, shapes):
     span = _single(layer, spans)
-    if span.whole_input or len(shapes[0]) <= 2:
+    if not span.positional or len(shapes[0]) <= 2:
         return span
     return _whole_map(layer, span, shapes[0])
 
@@ -263,7 +269,7 @@ def _flatten_field(layer, spans, shapes):
 def _dense_field(layer, spans, shapes):
     """A Dense layer on features sees what they see; on a channels_last map it is a 1x1 conv."""
     span = _single(layer, spans)
-    if len(shapes[0]) > 2 and not span.whole_input and keras.config.image_data_format() != "channels_last":
+    if len(shapes[0]) > 2 and span.positional and keras.config.image_data_format() != "channels_last":
         raise ValueError(
             f"receptive_field: Dense layer {layer.name} acts on the width axis of a "
             "channels_first map; flatten or pool the map first."
@@ -328,7 +334,7 @@ def _adaptive_pool_field(layer, spans, shapes):
 )
 def _merge_field(layer, spans, shapes):
     """The union of the inputs' fields; flags paths that disagree in centre or jump."""
-    positional = [s for s in spans if not s.whole_input] or spans
+    positional = [s for s in spans if s.positional] or spans
     left = tuple(map(min, zip(*(s.left for s in positional))))
     right = tuple(map(max, zip(*(s.right for s in positional))))
     centres = sorted({s.centre() for s in positional})
@@ -341,7 +347,8 @@ def _merge_field(layer, spans, shapes):
     return _Span(
         left=left, right=right, jump=tuple(map(max, zip(*jumps))),
         aligned=agree and all(s.aligned for s in spans),
-        whole_input=any(s.whole_input for s in spans), note=note,
+        whole_input=any(s.whole_input for s in spans),
+        positional=any(s.positional for s in spans), note=note,
     )
 
 
