@@ -43,7 +43,7 @@ import keras
 
 from keras_cnnclassics import layers as kc_layers
 from keras_cnnclassics._fastpath import same_padding
-from keras_cnnclassics.profiler import _input_specs, _resolve_model, _Tracer, shapes_only
+from keras_cnnclassics.profiler import _input_specs, _resolve_model, _Tracer
 
 __all__ = ["receptive_field", "ReceptiveField", "ReceptiveFieldTable", "register_field_rule"]
 

@@ -129,9 +129,9 @@ def _influence(model, height, width, unit):
     batch = np.repeat(base[None], height * width + 1, axis=0)
     rows, cols = np.divmod(np.arange(height * width), width)
     batch[np.arange(1, height * width + 1), rows, cols] += 1000.0
-    images = batch[..., None] if keras.config.image_data_format() == "channels_last" else batch[:, None]
-    out = keras.ops.convert_to_numpy(model(images))
-    cell = out[:, unit[0], unit[1], :] if keras.config.image_data_format() == "channels_last" else out[:, :, unit[0], unit[1]]
+    channels_last = keras.config.image_data_format() == "channels_last"
+    out = keras.ops.convert_to_numpy(model(batch[..., None] if channels_last else batch[:, None]))
+    cell = out[:, unit[0], unit[1], :] if channels_last else out[:, :, unit[0], unit[1]]
     change = np.abs(cell.sum(axis=-1)[1:] - cell.sum(axis=-1)[0])
     return (change > 1e-2).reshape(height, width)
 
