@@ -21,9 +21,9 @@ augmentation is seeded with ``(seed, g)``. That is what makes ``--resume`` after
 a crash continue exactly where the run stopped. The incomplete last batch of
 each epoch is dropped (the order changes every epoch, so no image is left out
 for good), which also keeps every batch divisible by the device count. Folder
-batches are decoded by Keras' ``PyDataset`` thread workers (:func:`loader_options`);
-Keras hands them to ``fit`` in order, and each is a pure function of its index,
-so the worker count changes the speed, never the batches.
+batches are decoded by threads that work ahead of ``fit`` (:func:`batch_reader`);
+each batch is a pure function of its index, so the thread count changes the
+speed, never the batches.
 :class:`EvalBatches` pads the last batch instead (and the padding is cut off).
 """
 
@@ -43,7 +43,7 @@ from keras_cnnclassics.images import (
     load_image_file,
     require_tensorflow,
 )
-from keras_cnnclassics.training.stream import ImageFiles, list_image_folder
+from keras_cnnclassics.training.stream import ImageFiles, Prefetcher, list_image_folder
 
 __all__ = [
     "ImageData",
@@ -204,13 +204,19 @@ def data_workers() -> int:
     return max(1, min(8, cpus or 1))
 
 
-def loader_options(x) -> dict:
-    """``PyDataset`` options: arrays are sliced in the calling thread; files are decoded
-    by :func:`data_workers` threads that keep twice as many batches ready (prefetch)."""
-    if isinstance(x, ImageFiles):
-        workers = data_workers()
-        return {"workers": workers, "use_multiprocessing": False, "max_queue_size": 2 * workers}
-    return {"workers": 1, "use_multiprocessing": False}
+def batch_reader(batch, x, count=None):
+    """``batch`` itself for arrays (slicing is cheap); for files a :class:`Prefetcher`
+    whose :func:`data_workers` threads keep twice as many batches ready ahead.
+
+    Keras' own ``PyDataset(workers=...)`` queue is not used: it numbers batches
+    with one counter for the whole run, so the batch Keras reads to build the
+    model before training is taken from the run (on JAX and PyTorch, training
+    would start at batch 1, not 0).
+    """
+    if not isinstance(x, ImageFiles):
+        return batch
+    workers = data_workers()
+    return Prefetcher(batch, workers, depth=2 * workers, count=count)
 
 
 def to_model_layout(images):
@@ -243,7 +249,7 @@ class TrainBatches(keras.utils.PyDataset):
 
     def __init__(self, x, y, num_classes, batch_size, seed, start_step=0, augment=None,
                  preprocess=None, outputs=1, shard=(0, 1)):
-        super().__init__(**loader_options(x))
+        super().__init__(workers=1, use_multiprocessing=False)
         if batch_size > len(x):
             raise ValueError(
                 f"batch size {batch_size} is larger than the training split "
@@ -256,6 +262,7 @@ class TrainBatches(keras.utils.PyDataset):
         self.augment, self.preprocess, self.outputs, self.shard = augment, preprocess, outputs, shard
         self.steps_per_epoch = len(x) // batch_size
         self._orders = {}
+        self._read = batch_reader(self.batch, x)
 
     @property
     def num_batches(self):
@@ -277,6 +284,10 @@ class TrainBatches(keras.utils.PyDataset):
         return indices[self.shard[0] * local : (self.shard[0] + 1) * local]
 
     def __getitem__(self, i):
+        return self._read(i)
+
+    def batch(self, i):
+        """Batch ``i`` of this stream (global step ``start_step + i``), computed."""
         step = self.start_step + i
         indices = self.batch_indices(step)
         images = self.x[indices].astype("float32")
@@ -291,13 +302,17 @@ class EvalBatches(keras.utils.PyDataset):
     """Inference batches in order; the last is padded to ``batch_size`` (cut off later)."""
 
     def __init__(self, x, batch_size, preprocess=None):
-        super().__init__(**loader_options(x))
+        super().__init__(workers=1, use_multiprocessing=False)
         self.x, self.batch_size, self.preprocess = x, batch_size, preprocess
+        self._read = batch_reader(self.batch, x, count=len(self))
 
     def __len__(self):
         return math.ceil(len(self.x) / self.batch_size)
 
     def __getitem__(self, i):
+        return self._read(i)
+
+    def batch(self, i):
         images = self.x[i * self.batch_size : (i + 1) * self.batch_size].astype("float32")
         if len(images) < self.batch_size:
             pad = np.repeat(images[-1:], self.batch_size - len(images), axis=0)

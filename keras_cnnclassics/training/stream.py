@@ -160,3 +160,50 @@ class ImageFiles:
         if not len(indices):
             return np.zeros((0, *self.shape[1:]), self.dtype)
         return np.stack([self.read(int(i)) for i in indices])
+
+
+class Prefetcher:
+    """``Prefetcher(function, workers, depth, count)(i) -> function(i)``, with
+    ``function(i + 1)`` to ``function(i + depth)`` (below ``count``, if given)
+    already under way in ``workers`` threads.
+
+    ``function`` must be pure (its result depends on its index alone): then the
+    threads change how soon a result is ready, never what it is, in whatever
+    order the indices are asked for. At most ``depth + 1`` results exist at once.
+    """
+
+    def __init__(self, function, workers, depth, count=None):
+        self.function, self.workers, self.depth, self.count = function, workers, depth, count
+        self._pending = {}
+        self._pool = None
+        self._lock = threading.Lock()
+
+    def _submit(self, index):
+        return self._pool.submit(self.function, index)
+
+    def __call__(self, index):
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="cnnclassics-data")
+            future = self._pending.pop(index, None) or self._submit(index)
+            for stale in [i for i in self._pending if not index < i <= index + self.depth]:
+                self._pending.pop(stale).cancel()
+            end = index + 1 + self.depth
+            for ahead in range(index + 1, end if self.count is None else min(end, self.count)):
+                if ahead not in self._pending:
+                    self._pending[ahead] = self._submit(ahead)
+        return future.result()
+
+    def close(self):
+        """Stop the threads (results under way are dropped); a later call starts them again."""
+        with self._lock:
+            pool, self._pool, self._pending = self._pool, None, {}
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def __getstate__(self):  # a copy (another process) starts without the threads
+        return {"function": self.function, "workers": self.workers, "depth": self.depth,
+                "count": self.count}
+
+    def __setstate__(self, state):
+        self.__init__(**state)
