@@ -6,15 +6,15 @@ compute constant paddings, BatchNormalization as ``Sub``/``Mul``/``Add``, and a
 pair of layout ``Transpose`` nodes around every NHWC convolution and pooling.
 :func:`lean_onnx` rewrites such a file with maintained tools:
 
-1. two layout hints, each an exact identity (see :func:`add_layout_hints`);
+1. three exact rewrites that let the tools below do the rest (:func:`exact_rewrites`);
 2. ONNX Runtime's basic graph optimisations (constant folding, redundant node
    elimination, its transpose optimizer, MatMul + Add to Gemm), saved as a model:
    the level whose output holds standard ONNX operators only and runs anywhere;
 3. onnxslim (``onnxslim.slim``): shape-aware constant folding, BatchNorm and
    ``Mul``/``Add`` folded into the preceding ``Conv``, ``Pad`` into ``Conv``.
 
-What stays separate is what cannot fold, e.g. DenseNet's pre-activation
-BatchNorm (a ``Mul``, its shift folded into the next ``Conv``). The exported
+What stays separate is what cannot fold: DenseNet's pre-activation BatchNorm
+(``Add``, ``Mul``, ``Add``). The exported
 file is verified against the Keras model after this pass, as before.
 ``CNNCLASSICS_ONNX_LEAN=0`` keeps the exporter's graph as written.
 """
@@ -52,7 +52,7 @@ def lean_onnx(path):
         folded = os.path.join(tmp, "folded.onnx")
         ort_basic_optimization(path, folded)  # constants first: the hints need constant paddings
         model = onnx.load(folded)
-        add_layout_hints(model)
+        exact_rewrites(model)
         ort_basic_optimization(model.SerializeToString(), folded)
         model = slim(onnx.load(folded))
     drop_unused_opsets(model)
@@ -94,9 +94,12 @@ def drop_unused_opsets(model):
 # ------------------------------------------------------------------ layout hints
 
 
-def add_layout_hints(model):
-    """Two exact rewrites after which ONNX Runtime's transpose optimizer reaches one layout.
+def exact_rewrites(model):
+    """Three rewrites, each exact, after which the tools reach one layout and fold BatchNorm.
 
+    * ``Sub`` of a constant (BatchNorm's ``x - mean``) becomes ``Add`` of its
+      negation, which onnxslim folds into a ``Conv`` before it, as it folds the
+      ``Mul`` and ``Add`` that follow;
     * ``Pad`` then ``Transpose`` (the NHWC stem padding before the first
       convolution) becomes ``Transpose`` then ``Pad`` of the permuted paddings,
       which onnxslim folds into the ``Conv``;
@@ -119,6 +122,8 @@ def add_layout_hints(model):
             before, after = _channels_first_mean(model, node)
         elif node.op_type == "Pad" and ranks.get(node.input[0]) == 4:
             _transpose_first(model, node, readers.get(node.output[0], []))
+        elif node.op_type == "Sub":
+            _add_the_negation(model, node)
         nodes += [*before, _copy(node), *after]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
@@ -160,6 +165,19 @@ def _initializer(model, name):
     from onnx import numpy_helper
 
     return next((numpy_helper.to_array(i) for i in model.graph.initializer if i.name == name), None)
+
+
+def _add_the_negation(model, sub):
+    """``x - c`` as ``x + (-c)`` for a float constant ``c`` (the same number in IEEE arithmetic)."""
+    from onnx import numpy_helper
+
+    constant = _initializer(model, sub.input[1])
+    if constant is None or constant.dtype.kind != "f" or _initializer(model, sub.input[0]) is not None:
+        return
+    name = f"{sub.input[1]}_negated"
+    if _initializer(model, name) is None:
+        model.graph.initializer.append(numpy_helper.from_array(-constant, name))
+    sub.op_type, sub.input[1] = "Add", name
 
 
 def _transpose_first(model, pad, readers):
