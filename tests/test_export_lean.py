@@ -168,13 +168,15 @@ def test_int8_onnx_needs_no_io_option_on_the_command_line(tmp_path, capsys):
 
 
 def _stem_and_pool_graph(keepdims):
-    """NHWC input -> Pad -> Transpose -> Conv -> BatchNorm as Mul/Add -> Transpose -> Relu -> ReduceMean."""
+    """NHWC input -> Pad -> Transpose -> Conv -> BatchNorm as Keras writes it (Sub, Mul, Add)
+    -> Transpose -> Relu -> ReduceMean."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     weights = {
         "pads": np.array([0, 1, 1, 0, 0, 1, 1, 0], np.int64),
         "kernel": rng.normal(size=(4, 3, 3, 3)).astype("float32"),
+        "mean": rng.normal(size=(1, 4, 1, 1)).astype("float32"),
         "scale": rng.uniform(0.5, 1.5, (1, 4, 1, 1)).astype("float32"),
         "beta": rng.normal(size=(1, 4, 1, 1)).astype("float32"),
         "axes": np.array([1, 2], np.int64),
@@ -183,7 +185,8 @@ def _stem_and_pool_graph(keepdims):
         helper.make_node("Pad", ["x", "pads"], ["padded"], mode="constant"),
         helper.make_node("Transpose", ["padded"], ["nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Conv", ["nchw", "kernel"], ["conv"]),
-        helper.make_node("Mul", ["conv", "scale"], ["scaled"]),
+        helper.make_node("Sub", ["conv", "mean"], ["centred"]),
+        helper.make_node("Mul", ["centred", "scale"], ["scaled"]),
         helper.make_node("Add", ["scaled", "beta"], ["shifted"]),
         helper.make_node("Transpose", ["shifted"], ["nhwc"], perm=[0, 2, 3, 1]),
         helper.make_node("Relu", ["nhwc"], ["relu"]),
@@ -200,7 +203,8 @@ def _stem_and_pool_graph(keepdims):
 
 @pytest.mark.parametrize("keepdims", [0, 1])
 def test_lean_rewrites_are_exact(tmp_path, keepdims):
-    """The stem Pad folds into the Conv, BatchNorm too, and one Transpose stays (at the input)."""
+    """The stem Pad folds into the Conv, BatchNorm too, and one Transpose stays (at the input);
+    with keepdims the pooled (N, C, 1, 1) map is transposed back to NHWC."""
     path = str(tmp_path / "stem.onnx")
     onnx.save(_stem_and_pool_graph(keepdims), path)
     x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")
