@@ -7,9 +7,10 @@ cost-balanced assignment that rotates from run to run), so across the three
 processes every sampled case runs once. Which cases are sampled depends on the tier:
 
 * default: cases marked ``slow`` or measured at ``SLOW_SECONDS`` or more in
-  ``sampled_costs.json`` run on one backend each; cases marked ``heavy`` too, and
-  only one of ``HEAVY_GROUPS`` cost-balanced groups of them per run;
-* ``--full`` (``CNNCLASSICS_FULL=1``, CI): every heavy case, each on one backend; all
+  ``sampled_costs.json`` (never the ``CONTRACT`` tests) run on one backend each;
+  cases marked ``heavy`` too, and only one of ``HEAVY_GROUPS`` cost-balanced groups
+  of them per run;
+* ``--full`` (``CNNCLASSICS_FULL=1``): every heavy case, each on one backend; all
   other cases on every backend;
 * ``--all-heavy`` (``CNNCLASSICS_ALL_HEAVY=1``): no sampling, everything runs here.
 
@@ -46,7 +47,9 @@ BACKENDS = sampling.BACKENDS
 SLOW_SECONDS = 20.0
 # The default tier runs one group of heavy cases per run, cycling through all in this
 # many runs; not a multiple of 3, so a case's group and backend cycle independently.
-HEAVY_GROUPS = 2
+HEAVY_GROUPS = 5
+# Every model's contract runs on every backend in every tier, however long it takes.
+CONTRACT = ("tests/test_contract.py::", "tests/test_models.py::test_parameter_count_is_exact[")
 assert HEAVY_GROUPS % 3 != 0
 SUMMARY_ENV = "CNNCLASSICS_TEST_SUMMARY"  # where tests/run.py asks for the JSON summary
 STATE = pytest.StashKey[dict]()
@@ -97,7 +100,7 @@ def sampled_choices(item, full: bool, costs: dict) -> tuple[str, tuple, str] | N
         return None
     if item.get_closest_marker("slow") is not None:
         return item.nodeid, BACKENDS, "slow"
-    if costs.get(item.nodeid, {}).get("seconds", 0.0) >= SLOW_SECONDS:
+    if costs.get(item.nodeid, {}).get("seconds", 0.0) >= SLOW_SECONDS and not item.nodeid.startswith(CONTRACT):
         return item.nodeid, BACKENDS, "measured"
     return None
 

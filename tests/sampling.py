@@ -29,7 +29,7 @@ ROTATION_ENV = "CNNCLASSICS_TEST_ROTATION"
 HERE = os.path.dirname(os.path.abspath(__file__))
 COSTS_FILE = os.path.join(HERE, "sampled_costs.json")
 # A case without a measured cost counts as this many seconds in the balance.
-UNMEASURED_SECONDS = 10.0
+UNMEASURED_SECONDS = 15.0
 
 
 def rotation() -> tuple[int, str]:
