@@ -33,7 +33,7 @@ from keras_cnnclassics.commands import CommandError  # noqa: F401 (re-exported)
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES = ["list", "info", "weights", "convert", "profile", "chart", "table", "train", "evaluate",
-                   "predict", "export"]
+                   "predict", "show", "export"]
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 DEFAULT_LOG_LEVEL = "2"  # TensorFlow's C++ errors only, no INFO or WARNING lines
