@@ -146,8 +146,11 @@ def plot_feature_maps(maps, path, max_channels=16, columns=8, overwrite=False, t
         raise ValueError("no spatial feature maps to draw (expected arrays of shape (H, W, C)).")
     columns = min(columns, max_channels)
     rows = [math.ceil(min(max_channels, m.shape[-1]) / columns) for m in spatial.values()]
-    fig = _figure(columns * 1.1, sum(rows) * 1.1 + 0.45 * len(rows))
-    subfigures = fig.subfigures(len(spatial), 1, height_ratios=[r + 0.4 for r in rows], squeeze=False)[:, 0]
+    heights = [0.4 if title else 0.01] + [r + 0.4 for r in rows]  # a band for the title first
+    fig = _figure(columns * 1.1, sum(heights) * 1.1)
+    header, *subfigures = fig.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
+    if title:
+        header.suptitle(title, fontsize=9)
     for subfig, (name, activations), row_count in zip(subfigures, spatial.items(), rows):
         channels = _most_active(activations, max_channels)
         height, width, total = activations.shape
@@ -157,7 +160,7 @@ def plot_feature_maps(maps, path, max_channels=16, columns=8, overwrite=False, t
             ax.axis("off")
         for ax, channel in zip(axes.flat, channels):
             ax.imshow(activations[..., channel], cmap="viridis", interpolation="nearest")
-    _save(fig, path, overwrite, title)
+    _save(fig, path, overwrite)
 
 
 # ------------------------------------------------------------------ filters
@@ -326,8 +329,9 @@ def plot_heat_map(image, heat, path, alpha=0.5, overwrite=False, title=None):
     for ax in (left, right):
         ax.imshow(picture)
         ax.axis("off")
-    right.imshow(np.asarray(heat), cmap="jet", alpha=alpha, extent=(0, width, height, 0), interpolation="bilinear",
-                 vmin=0, vmax=1)
+    # imshow's own extent: pixel centres at 0..width-1, so both layers cover the same area
+    right.imshow(np.asarray(heat), cmap="jet", alpha=alpha, extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+                 interpolation="bilinear", vmin=0, vmax=1)
     _save(fig, path, overwrite, title)
 
 
@@ -342,7 +346,7 @@ def _figure(width, height):
     return fig
 
 
-def _save(fig, path, overwrite, title):
+def _save(fig, path, overwrite, title=None):
     from keras_cnnclassics.weights import atomic_path
 
     if not os.fspath(path).lower().endswith(".png"):

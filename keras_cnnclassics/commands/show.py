@@ -76,7 +76,7 @@ def run(args):
     if args.kind == "filters":
         visualize.plot_filters(visualize.filters(model, args.layer), args.out, overwrite=args.force, title=title)
     else:
-        image, picture = _prepared(spec, args.weights, args.image)
+        image, picture = prepared_image(spec, args.weights, args.image)
         if args.kind == "features":
             maps = visualize.feature_maps(model, image, args.layer)
             visualize.plot_feature_maps(maps, args.out, overwrite=args.force, title=title)
@@ -88,7 +88,7 @@ def run(args):
     return 0
 
 
-def _prepared(spec, weights, path):
+def prepared_image(spec, weights, path):
     """The model's input batch for the image file ``path`` and the same crop in [0, 1] to draw."""
     from keras_cnnclassics.commands.predict import image_preparation
 
