@@ -109,7 +109,7 @@ def _default_feature_layers(model):
     try:
         return [entry["layer"] for entry in feature_info(model)]
     except ValueError as err:
-        raise ValueError(f"{err} Pass layers=[...] (layer names) to choose the feature maps.") from None
+        raise ValueError(f"{err} Choose the layers: layers=[...] in Python, --layer L on the command line.") from None
 
 
 def feature_maps(model, image, layers=None) -> dict:
