@@ -44,8 +44,8 @@ class _OpenCVRuntime:
 
         if threads:
             cv2.setNumThreads(threads)
-        engines = [getattr(cv2.dnn, "ENGINE_CLASSIC")] if engine == "classic" and hasattr(cv2.dnn, "ENGINE_CLASSIC") else []
-        self.net = cv2.dnn.readNetFromONNX(path, *engines)
+        classic = engine == "classic" and hasattr(cv2.dnn, "ENGINE_CLASSIC")  # OpenCV 4: the only engine
+        self.net = cv2.dnn.readNetFromONNX(path, *([cv2.dnn.ENGINE_CLASSIC] if classic else []))
         spec = onnx.load(path, load_external_data=False).graph.input[0]
         dims = [d.dim_value if d.HasField("dim_value") else None for d in spec.type.tensor_type.shape.dim]
         self.batch = dims[0]

@@ -74,16 +74,21 @@ def passes(quantize, max_diff, output_range, agreement, min_agreement):
     return agreement >= min_agreement
 
 
+def compare(outputs, reference):
+    """``(max |diff|, range of the reference, top-1 agreement)`` of a file's outputs."""
+    max_diff = float(np.max(np.abs(outputs - reference)))
+    output_range = float(np.max(reference) - np.min(reference))
+    agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+    return max_diff, output_range, agreement
+
+
 def check_in_runtime(path, runtime, x, reference, quantize="none", min_agreement=0.95):
     """``(max_diff, top1_agreement, passed)`` of ``path`` run in ``runtime`` against ``reference``.
 
     ``runtime`` is a :func:`~keras_cnnclassics.export.runtimes.load_runtime` name
     (``"opencv"``, ...); the limits are those of the export (:func:`limit`).
     """
-    outputs = run_batches(load_runtime(path, runtime=runtime), x)
-    max_diff = float(np.max(np.abs(outputs - reference)))
-    output_range = float(np.max(reference) - np.min(reference))
-    agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+    max_diff, output_range, agreement = compare(run_batches(load_runtime(path, runtime=runtime), x), reference)
     return max_diff, agreement, passes(quantize, max_diff, output_range, agreement, min_agreement)
 
 
@@ -115,9 +120,7 @@ def verify(path, request, x, reference, labels, verified_on, written_by, notes):
     is ``(writer, why)`` from :func:`keras_cnnclassics.export.writers.write`.
     """
     runtime, outputs = _run_file(path, request.format, x)
-    max_diff = float(np.max(np.abs(outputs - reference)))
-    output_range = float(np.max(reference) - np.min(reference))
-    agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+    max_diff, output_range, agreement = compare(outputs, reference)
     accuracy = None
     if labels is not None and reference.shape[-1] == 10:
         accuracy = {"keras": float(np.mean(reference.argmax(-1) == labels)),
