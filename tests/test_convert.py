@@ -96,7 +96,7 @@ def images(size, seed=1, batch=2):
     return np.random.default_rng(seed).standard_normal((batch, size, size, 3)).astype("float32")
 
 
-@pytest.mark.parametrize("spec", convert_cases())
+@pytest.mark.parametrize("spec", list(convert_cases()))
 def test_converted_checkpoint_matches_reference(spec, tmp_path):
     reference = conditioned_reference(spec.reference)
     suffix = ".safetensors" if library(spec) == "timm" else ".pth"
