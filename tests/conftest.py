@@ -38,7 +38,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import reference  # noqa: E402
+from support import reference  # noqa: E402
 import sampling  # noqa: E402
 
 BACKENDS = sampling.BACKENDS
@@ -49,7 +49,7 @@ SLOW_SECONDS = 20.0
 # many runs; not a multiple of 3, so a case's group and backend cycle independently.
 HEAVY_GROUPS = 5
 # Every model's contract runs on every backend in every tier, however long it takes.
-CONTRACT = ("tests/test_contract.py::", "tests/test_models.py::test_parameter_count_is_exact[")
+CONTRACT = ("tests/models/test_constructor_contract.py::", "tests/models/test_every_model.py::test_parameter_count_is_exact[")
 assert HEAVY_GROUPS % 3 != 0
 SUMMARY_ENV = "CNNCLASSICS_TEST_SUMMARY"  # where tests/run.py asks for the JSON summary
 STATE = pytest.StashKey[dict]()
@@ -206,7 +206,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(autouse=True, scope="module")
 def _release_memory_between_modules():
     """Free what a test module's models leave behind: on JAX the process grows by a few
-    hundred MB per compiled model within a module (tests/test_convert.py: about 8 GB)."""
+    hundred MB per compiled model within a module (tests/tools/test_convert.py: about 8 GB)."""
     yield
     keras.utils.clear_session(free_memory=True)
     if keras.backend.backend() == "jax":

@@ -221,7 +221,7 @@ def _torchvision_step(case):
     if case.threads:
         torch.set_num_threads(case.threads)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-    from reference import torch_reference
+    from support.reference import torch_reference
 
     from keras_cnnclassics.registry import get_spec
 

@@ -43,7 +43,7 @@ VERSIONS = ("keras", "torch", "torchvision", "onnx", "onnxruntime", "onnxslim", 
 def torchvision_model(name):
     """torchvision's ``name`` with random weights and BatchNorm statistics, in eval mode."""
     sys.path.insert(0, TESTS)
-    from reference import torch_reference
+    from support.reference import torch_reference
 
     from keras_cnnclassics.registry import get_spec
 

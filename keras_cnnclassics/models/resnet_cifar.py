@@ -17,7 +17,7 @@ stages (32x32, 16x16, 8x8 maps):
   doubling per stage), outputs 256/512/1024.
 
 None of these has a torchvision/timm counterpart; parameter counts are checked
-against the papers' tables in ``tests/test_resnet.py``.
+against the papers' tables in ``tests/models/test_resnet.py``.
 """
 
 from __future__ import annotations

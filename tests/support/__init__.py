@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: references, tolerances, model cases, machine capabilities."""
