@@ -40,7 +40,7 @@ import keras
 
 from keras_cnnclassics.checkpoints import progress_bar, read_checkpoint
 from keras_cnnclassics.mapping import TorchMapping, aux_head_mapping  # noqa: F401  (public here too)
-from keras_cnnclassics.weights import _leaf_layers, atomic_path, file_manifest, model_manifest
+from keras_cnnclassics.weights import _leaf_layers, atomic_path, check_output_path, file_manifest, model_manifest
 
 __all__ = [
     "CheckpointMismatch",
@@ -376,12 +376,7 @@ def _check_request(spec, source, output_path, classes, include_top, force, toler
     output_path = os.fspath(output_path)
     if not output_path.endswith(".weights.h5"):
         raise ValueError(f"Output file name must end in .weights.h5; got {output_path!r}.")
-    if os.path.exists(output_path) and not force:
-        raise FileExistsError(f"{output_path!r} already exists; pass force=True (--force) to replace it.")
-    folder = os.path.dirname(os.path.abspath(output_path))
-    if not os.path.isdir(folder):
-        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist; create it first"
-        raise FileNotFoundError(f"Output folder {folder!r} {what}.")
+    check_output_path(output_path, force, "pass force=True (--force) to replace it")
 
 
 def _copy_matching_layers(source_model, target_model):

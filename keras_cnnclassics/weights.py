@@ -172,6 +172,21 @@ def _head_hint(expected, found):
     return ""
 
 
+def check_output_path(path, overwrite=False, replace_hint="pass overwrite/--force to replace it"):
+    """The folder of the file ``path`` is to become; one clear error for a folder given as
+    ``path``, an existing file (unless ``overwrite``) or a missing or blocked folder."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a folder; give a file name.")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path!r} already exists; {replace_hint}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist; create it first"
+        raise FileNotFoundError(f"Output folder {folder!r} {what}.")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path, overwrite=False):
     """Yield a temporary path next to ``path``; rename it into place on success.
@@ -180,14 +195,7 @@ def atomic_path(path, overwrite=False):
     temporary file is removed and ``path`` is left exactly as it was.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path!r} is a folder; give a file name.")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path!r} already exists; pass overwrite/--force to replace it.")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist; create it first"
-        raise FileNotFoundError(f"Output folder {folder!r} {what}.")
+    folder = check_output_path(path, overwrite)
     base = os.path.basename(path)
     # Keep the full suffix (.weights.h5, .keras) so Keras accepts the temp name.
     suffix = base[base.index(".") :] if "." in base else ""

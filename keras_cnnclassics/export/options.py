@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 from keras_cnnclassics.export.calibration import CALIBRATION_SOURCES, calibration_files
+from keras_cnnclassics.weights import check_output_path
 
 FORMATS = ("onnx", "tflite")
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
@@ -110,10 +111,5 @@ def validate_output(output, format, force):
     output = os.path.abspath(os.fspath(output))
     if not output.endswith(SUFFIXES[format]):
         raise ValueError(f"the output of a {format} export must end in {SUFFIXES[format]}; got {output!r}.")
-    folder = os.path.dirname(output)
-    if not os.path.isdir(folder):
-        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist; create it first"
-        raise FileNotFoundError(f"output folder {folder!r} {what}.")
-    if os.path.exists(output) and not force:
-        raise FileExistsError(f"{output!r} already exists; pass force=True / --force to replace it.")
+    check_output_path(output, force, "pass force=True / --force to replace it")
     return output
