@@ -27,7 +27,8 @@ import socket
 import tempfile
 import urllib.parse
 
-__all__ = ["DownloadError", "cache_dir", "downloads_dir", "hf_hub_cache", "original", "torch_hub_checkpoints"]
+__all__ = ["DownloadError", "cache_dir", "downloads_dir", "hf_hub_cache", "original", "torch_hub_checkpoints",
+           "writable_folder"]
 
 ENV_CACHE = "CNNCLASSICS_CACHE"
 ENV_TIMEOUT = "CNNCLASSICS_DOWNLOAD_TIMEOUT"
@@ -171,21 +172,24 @@ def _origin(source):
     return source.url
 
 
-def _writable_folder(folder):
+def writable_folder(folder, missing="this file"):
+    """``folder``, created if needed; one clear error when it cannot be written (a
+    read-only cache that lacks ``missing``)."""
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as err:
         raise DownloadError(f"Cannot create the cache folder {folder!r} ({err.strerror}); set {ENV_CACHE} "
                             "to a writable folder.") from None
     if not os.access(folder, os.W_OK):
-        raise DownloadError(f"The cache folder {folder!r} is read-only and lacks this file; set {ENV_CACHE} "
-                            "to a writable folder, or fill it on a machine where it is writable.")
+        raise DownloadError(f"The cache folder {folder!r} is read-only and lacks {missing}; set {ENV_CACHE} "
+                            "to a writable folder, or fill it where it is writable (`cnnclassics weights "
+                            "download` on a connected machine).")
     return folder
 
 
 @contextlib.contextmanager
 def _http_download(source):
-    folder = _writable_folder(downloads_dir())
+    folder = writable_folder(downloads_dir())
     work = tempfile.mkdtemp(prefix=f".download-{os.getpid()}-", dir=folder)
     try:
         path = _get_file(source, work)

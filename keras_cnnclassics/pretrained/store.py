@@ -93,26 +93,11 @@ def _library(source):
     return reference.split(":", 1)[0]
 
 
-def _writable(target):
-    folder = os.path.dirname(target)
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise fetch.DownloadError(f"Cannot create the cache folder {folder!r} ({err.strerror}); set "
-                                  f"{fetch.ENV_CACHE} to a writable folder.") from None
-    if not os.access(folder, os.W_OK):
-        raise fetch.DownloadError(
-            f"The cache folder {folder!r} is read-only and lacks {os.path.basename(target)}; set "
-            f"{fetch.ENV_CACHE} to a writable folder, or fill it where it is writable "
-            "(`cnnclassics weights download`)."
-        )
-
-
 def _convert(source, target, include_top, classes, options):
     from keras_cnnclassics.convert import convert_checkpoint
 
     library = _library(source)
-    _writable(target)
+    fetch.writable_folder(os.path.dirname(target), os.path.basename(target))
     with fetch.original(source) as path, float32_policy():
         print(f"Converting {source.file} for {source.model} (once): {target}", file=sys.stderr)
         try:
@@ -153,7 +138,7 @@ def _derive(source, full, target, include_top, classes, options):
     from keras_cnnclassics.registry import get_model
     from keras_cnnclassics.weights import save_weights
 
-    _writable(target)
+    fetch.writable_folder(os.path.dirname(target), os.path.basename(target))
     published = get_model(source.model, weights=full, classes=source.classes, **(options or {}))
     model = get_model(source.model, include_top=include_top, classes=classes or source.classes,
                       **(options or {}))
