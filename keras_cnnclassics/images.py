@@ -65,13 +65,19 @@ def is_image_file(name) -> bool:
 
 
 def image_files(folder) -> list:
-    """Every image file below ``folder`` (recursive, sorted)."""
-    return sorted(
-        os.path.join(root, name)
-        for root, _, names in os.walk(os.fspath(folder))
-        for name in names
-        if is_image_file(name)
-    )
+    """Every image file below ``folder`` (recursive, sorted; symlinked folders not followed)."""
+    found = []
+    _scan_images(os.fspath(folder), found)
+    return sorted(found)
+
+
+def _scan_images(directory, found):
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                _scan_images(entry.path, found)
+            elif is_image_file(entry.name) and entry.is_file():
+                found.append(entry.path)
 
 
 def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:

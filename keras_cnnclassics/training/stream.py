@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from keras_cnnclassics.images import is_image_file, load_image_file
+from keras_cnnclassics.images import image_files, load_image_file
 
 __all__ = ["FolderListing", "ImageFiles", "has_image_header", "list_image_folder"]
 
@@ -44,16 +44,6 @@ def has_image_header(path) -> bool:
         return True  # a sound header of a very large image
     except (OSError, SyntaxError, ValueError, EOFError):
         return False
-
-
-def _scan(directory, found):
-    """Append every visible image file below ``directory`` (symlinked folders not followed)."""
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                _scan(entry.path, found)
-            elif is_image_file(entry.name) and entry.is_file():
-                found.append(entry.path)
 
 
 def class_subfolders(folder) -> list:
@@ -87,10 +77,9 @@ def list_image_folder(folder, check_headers=True) -> FolderListing:
     class_names = class_subfolders(root)
     found, labels, counts = [], [], {}
     for label, name in enumerate(class_names):
-        files = []
-        _scan(os.path.join(root, name), files)
+        files = image_files(os.path.join(root, name))
         counts[name] = len(files)
-        found += sorted(files)
+        found += files
         labels += [label] * len(files)
     readable = [True] * len(found)
     if check_headers:
