@@ -149,6 +149,22 @@ def unreadable_files(paths, limit=5):
     return bad
 
 
+def decode_image_file(path, channels):
+    """An image file decoded by TensorFlow as a ``uint8`` tensor ``(H, W, channels)``;
+    one clear ``ValueError`` for a missing, folder or undecodable path."""
+    tf = require_tensorflow()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        what = "is a folder, not an image file" if os.path.isdir(path) else "does not exist"
+        raise ValueError(f"cannot read image {path!r}: it {what}.")
+    try:
+        return tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    except tf.errors.OpError as err:
+        reason = err.message.splitlines()[0] if err.message else type(err).__name__
+        reason = reason.split("}}")[-1].split("[Op:")[0].strip() or reason
+        raise ValueError(f"cannot read image {path!r}: {reason}") from None
+
+
 def load_image_file(path, image_size, channels) -> np.ndarray:
     """One image decoded exactly as Keras' directory reader does (``uint8`` HWC).
 
@@ -157,17 +173,7 @@ def load_image_file(path, image_size, channels) -> np.ndarray:
     bilinearly, round to ``uint8``.
     """
     tf = require_tensorflow()
-    if not os.path.isfile(os.fspath(path)):
-        what = "is a folder, not an image file" if os.path.isdir(os.fspath(path)) else "does not exist"
-        raise ValueError(f"cannot read image {os.fspath(path)!r}: it {what}.")
-    try:
-        image = tf.io.decode_image(
-            tf.io.read_file(os.fspath(path)), channels=channels, expand_animations=False
-        )
-    except tf.errors.OpError as err:
-        reason = err.message.splitlines()[0] if err.message else type(err).__name__
-        reason = reason.split("}}")[-1].split("[Op:")[0].strip() or reason
-        raise ValueError(f"cannot read image {os.fspath(path)!r}: {reason}") from None
+    image = decode_image_file(path, channels)
     height, width = int(image.shape[0]), int(image.shape[1])
     side = min(height, width)  # smart_resize's crop for a square target
     top, left = (height - side) // 2, (width - side) // 2

@@ -55,6 +55,7 @@ def predict_registry_model(name, weights, images, top_k=5):
 
     from keras_cnnclassics.imagenet import NUM_CLASSES, imagenet_classes
     from keras_cnnclassics.registry import get_model, get_spec
+    from keras_cnnclassics.training.inference import top_classes
 
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top-k must be an integer >= 1; got {top_k!r}.")
@@ -63,12 +64,11 @@ def predict_registry_model(name, weights, images, top_k=5):
         model = get_model(spec.name, weights=weights)
     prepare = image_preparation(spec, weights)
     probs = np.asarray(model.predict(np.concatenate([prepare(p) for p in images]), verbose=0))
-    names = [n for _, n in imagenet_classes()] if probs.shape[1] == NUM_CLASSES else None
-    results = []
-    for path, row in zip(images, probs):
-        order = np.argsort(-row, kind="stable")[:top_k]
-        results.append((path, [(names[i] if names else f"class {i}", float(row[i])) for i in order]))
-    return results
+    if probs.shape[1] == NUM_CLASSES:
+        names = [n for _, n in imagenet_classes()]
+    else:
+        names = [f"class {i}" for i in range(probs.shape[1])]
+    return top_classes(images, probs, names, top_k)
 
 
 def image_preparation(spec, weights):
@@ -76,13 +76,13 @@ def image_preparation(spec, weights):
     (the model's default tag for a URL or a file), else the model's own
     ``preprocess_input`` at its input size."""
     from keras_cnnclassics import pretrained
-    from keras_cnnclassics.images import load_image_file
+    from keras_cnnclassics.images import decode_image_file, load_image_file
 
     tags = pretrained.published_weights(spec.name)
     if tags:
         tag = weights if isinstance(weights, str) and weights.lower() in tags else "imagenet"
         prep = pretrained.preprocessing(spec.name, tag)
-        return lambda path: prep(decode_image(path))
+        return lambda path: prep(decode_image_file(path, 3).numpy())
     return lambda path: own_preprocessing(spec, load_image_file(path, spec.input_shape[0], spec.input_shape[2]))
 
 
@@ -94,19 +94,3 @@ def own_preprocessing(spec, image):
     if keras.config.image_data_format() == "channels_first":
         batch = batch.transpose(0, 3, 1, 2)
     return keras.ops.convert_to_numpy(spec.preprocess_input(batch))
-
-
-def decode_image(path):
-    """An image file as RGB ``uint8`` (H, W, 3), decoded by TensorFlow."""
-    import os
-
-    from keras_cnnclassics.images import require_tensorflow
-
-    tf = require_tensorflow()
-    if not os.path.isfile(path):
-        raise ValueError(f"cannot read image {path!r}: it does not exist or is a folder.")
-    try:
-        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
-    except tf.errors.OpError as err:
-        reason = (err.message or type(err).__name__).splitlines()[0]
-        raise ValueError(f"cannot read image {path!r}: {reason}") from None

@@ -167,9 +167,13 @@ def predict(source, images, top_k=5, checkpoint="best") -> list:
     trained = load_trained(source, checkpoint)
     batch = np.stack([load_image_file(p, trained.image_size, trained.channels) for p in images])
     probs = predict_probs(trained.model, batch, trained.preprocess, len(batch))
-    top_k = min(top_k, probs.shape[1])
+    return top_classes(images, probs, trained.class_names, top_k)
+
+
+def top_classes(paths, probs, class_names, top_k) -> list:
+    """``[(path, [(class_name, probability), ...]), ...]``: each row's ``top_k`` classes."""
     results = []
-    for path, row in zip(images, probs):
-        order = np.argsort(-row)[:top_k]
-        results.append((path, [(trained.class_names[i], float(row[i])) for i in order]))
+    for path, row in zip(paths, np.asarray(probs)):
+        order = np.argsort(-row, kind="stable")[:top_k]
+        results.append((path, [(class_names[i], float(row[i])) for i in order]))
     return results
