@@ -305,7 +305,10 @@ class TorchFile:
             raise CheckpointError(f"{self.path!r} lists storages its pickle never names; corrupted?")
         end = os.fstat(self._file.fileno()).st_size
         for key in keys:  # element count, then the bytes (always little-endian in this format)
-            count = int.from_bytes(self._file.read(8), "little")
+            header = self._file.read(8)
+            if len(header) != 8:
+                raise self._truncated(f"storage {key} has no element count")
+            count = int.from_bytes(header, "little")
             start = self._file.tell()
             nbytes = count * np.dtype(DTYPE_CODES[storage_dtypes[key]]).itemsize
             if start + nbytes > end:

@@ -190,9 +190,10 @@ def test_objects_other_than_tensors_are_refused(what, name, legacy, tmp_path):
 
 @LAYOUTS
 def test_truncated_files_are_refused(legacy, tmp_path):
+    # Every cut point: the storage order of the legacy layout follows memory addresses, so a
+    # storage with no elements can land last, where only its 8-byte element count is left to cut.
     data = open(save(odd_tensors(), tmp_path / "whole.pth", legacy), "rb").read()
-    for cut in (0.1, 0.5, 0.9, len(data) - 1):
-        end = cut if isinstance(cut, int) else int(len(data) * cut)
+    for end in range(4, len(data)):  # below 4 bytes a zip's signature is cut, and the file unrecognised
         (tmp_path / "cut.pth").write_bytes(data[:end])
         with pytest.raises(CheckpointError, match="is truncated or corrupted") as info:
             read_checkpoint(tmp_path / "cut.pth")
