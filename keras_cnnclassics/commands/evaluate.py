@@ -3,14 +3,18 @@
 import json
 
 from keras_cnnclassics.training.config import DIGITS
+from keras_cnnclassics.training.datasets import is_dataset
 
 
 def register(subparsers):
     parser = subparsers.add_parser(
-        "evaluate", help="top-1/top-5 of a run folder or .keras model on digits or a folder"
+        "evaluate", help="top-1/top-5 of a run folder or .keras model on digits, a named dataset or a folder"
     )
     parser.add_argument("source", metavar="RUN_OR_MODEL", help="run folder or .keras file")
-    parser.add_argument("--data", metavar="DIR|digits", help="default: the run's own data")
+    parser.add_argument("--data", metavar="DIR|NAME",
+                        help="image folder, digits, cifar10, cifar100, mnist or fashion_mnist "
+                        "(default: the run's own data; a named dataset's validation split is its "
+                        "official test split)")
     parser.add_argument("--split", choices=("validation", "all"),
                         help="default: the run's held-out split on its own data, else all images")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -21,7 +25,7 @@ def register(subparsers):
 
 def image_decoder(args):
     """TensorFlow unless the images are the digits (it decodes folders, see keras_cnnclassics.images)."""
-    return () if args.data == DIGITS else ("tensorflow",)
+    return () if args.data == DIGITS or is_dataset(args.data) else ("tensorflow",)
 
 
 def run(args):

@@ -1,4 +1,4 @@
-"""``cnnclassics train MODEL``: train on scikit-learn's digits or an image folder.
+"""``cnnclassics train MODEL``: train on scikit-learn's digits, a named dataset or an image folder.
 
 Every option defaults to None here so that ``--resume`` can tell the options the
 user gave (which must agree with the run's) from the ones left out (taken from
@@ -11,10 +11,11 @@ import json
 import os
 
 from keras_cnnclassics.training.config import CHOICES, DIGITS, TrainConfig
+from keras_cnnclassics.training.datasets import is_dataset
 
 # flag -> (TrainConfig field, argparse keyword arguments)
 FLAGS = {
-    "--data": ("data", {"metavar": "DIR|digits", "help": "image folder (one subfolder per class) or 'digits' (default)"}),
+    "--data": ("data", {"metavar": "DIR|NAME", "help": "image folder (one subfolder per class), 'digits' (default) or cifar10, cifar100, mnist, fashion_mnist (keras.datasets: downloaded once into $KERAS_HOME/datasets, ~/.keras/datasets; validated on the official test split)"}),
     "--epochs": ("epochs", {"type": int, "help": "epochs (default 20)"}),
     "--batch-size": ("batch_size", {"type": int, "help": "global batch size (default 32)"}),
     "--image-size": ("image_size", {"type": int, "help": "input height=width (default: the model's)"}),
@@ -24,8 +25,8 @@ FLAGS = {
     "--warmup-epochs": ("warmup_epochs", {"type": float, "help": "linear warm-up epochs (default 1; 0 for --epochs 1)"}),
     "--label-smoothing": ("label_smoothing", {"type": float, "help": "default 0.1"}),
     "--weight-decay": ("weight_decay", {"type": float, "help": "default 5e-4 sgd, 0.05 adamw"}),
-    "--val-split": ("val_split", {"type": float, "help": "held-out fraction (default 0.2)"}),
-    "--augment": ("augment", {"choices": CHOICES["augment"], "help": "default none for digits, basic for folders"}),
+    "--val-split": ("val_split", {"type": float, "help": "held-out fraction of digits or a folder (default 0.2)"}),
+    "--augment": ("augment", {"choices": CHOICES["augment"], "help": "default none for digits and mnist, basic otherwise"}),
     "--mixed-precision": ("mixed_precision", {"choices": CHOICES["mixed_precision"], "help": "default auto (bfloat16/float16 on GPU, float32 on CPU)"}),
     "--weights": ("weights", {"metavar": "W", "help": "start from this weights file (a different head is re-initialised)"}),
     "--distribute": ("distribute", {"choices": CHOICES["distribute"], "help": "default none"}),
@@ -57,7 +58,7 @@ def register(subparsers):
 
 def image_decoder(args):
     """TensorFlow when images come from a folder (it decodes them, see keras_cnnclassics.images)."""
-    from_folder = args.data not in (None, DIGITS) or args.resume  # a resumed run may read one
+    from_folder = (args.data not in (None, DIGITS) and not is_dataset(args.data)) or args.resume
     return ("tensorflow",) if from_folder else ()
 
 

@@ -16,6 +16,8 @@ import numbers
 import os
 from typing import Any
 
+from keras_cnnclassics.training.datasets import DATASETS, is_dataset
+
 __all__ = ["TrainConfig", "CHOICES", "DEFAULT_LR", "DEFAULT_WEIGHT_DECAY"]
 
 CHOICES = {
@@ -42,8 +44,12 @@ class TrainConfig:
 
     Attributes:
         model: registry name, e.g. ``"lenet5"``.
-        data: ``"digits"`` (scikit-learn's handwritten digits) or an image
-            folder with one subfolder per class.
+        data: ``"digits"`` (scikit-learn's handwritten digits), a standard
+            dataset by name (``"cifar10"``, ``"cifar100"``, ``"mnist"``,
+            ``"fashion_mnist"``: downloaded once by ``keras.datasets`` into
+            ``$KERAS_HOME/datasets``, validated on its official test split) or an
+            image folder with one subfolder per class (a folder named like a
+            dataset is given as ``./cifar10``).
         epochs: passes over the training split.
         batch_size: images per optimisation step (the global batch when
             distributed: it must divide by the number of devices).
@@ -56,7 +62,8 @@ class TrainConfig:
             default 1 (0 for a one-epoch run).
         label_smoothing: in [0, 1); default 0.1 (Szegedy et al., 2016).
         augment: ``"none"``, ``"basic"`` or ``"strong"``; default none for
-            digits (a flipped digit is another digit), basic for folders.
+            digits and mnist (a flipped digit is another digit), basic for
+            folders and the other named datasets.
         mixed_precision: ``"auto"``, ``"off"``, ``"float16"`` or ``"bfloat16"``.
         weights: a local weights file to start from (the head may differ).
         freeze_backbone: train only the classifier head(s).
@@ -65,7 +72,8 @@ class TrainConfig:
         seed: seeds initialisation, data order, augmentation and dropout.
         weight_decay: decoupled weight decay (biases and BN excluded);
             default 5e-4 (sgd) or 0.05 (adamw).
-        val_split: fraction of the data held out for validation.
+        val_split: fraction of the data held out for validation (digits and
+            folders; a named dataset validates on its official test split).
         limit: use at most this many training and validation images each (quick
             trials); default all.
         model_options: family options passed to the constructor.
@@ -97,10 +105,10 @@ class TrainConfig:
         """Check every option; raise ``ValueError`` naming the rule. Returns self."""
         _check_str("model", self.model)
         _check_str("data", self.data)
-        if self.data != DIGITS and not os.path.isdir(self.data):
+        if not _named(self.data) and not os.path.isdir(self.data):
             raise ValueError(
-                f"--data must be 'digits' or an existing image folder (one subfolder per "
-                f"class); {self.data!r} is neither."
+                f"--data must be 'digits', a dataset name ({', '.join(DATASETS)}) or an existing "
+                f"image folder (one subfolder per class); {self.data!r} is none of these."
             )
         _check_int("epochs", self.epochs, minimum=1)
         _check_int("batch_size", self.batch_size, minimum=1)
@@ -153,9 +161,9 @@ class TrainConfig:
                 if self.weight_decay is None
                 else float(self.weight_decay)
             ),
-            augment=self.augment or ("none" if self.data == DIGITS else "basic"),
+            augment=self.augment or _default_augment(self.data),
             weights=None if self.weights is None else os.path.abspath(self.weights),
-            data=self.data if self.data == DIGITS else os.path.abspath(self.data),
+            data=self.data if _named(self.data) else os.path.abspath(self.data),
             model_options=dict(self.model_options),
         )
 
@@ -177,6 +185,17 @@ class TrainConfig:
             for k in keys
             if getattr(self, k) != getattr(other, k)
         ]
+
+
+def _named(data) -> bool:
+    """True for ``digits`` and the dataset names (not folder paths)."""
+    return data == DIGITS or is_dataset(data)
+
+
+def _default_augment(data) -> str:
+    if data == DIGITS:
+        return "none"
+    return DATASETS[data].augment if is_dataset(data) else "basic"
 
 
 def _check_str(key, value):

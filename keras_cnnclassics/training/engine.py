@@ -44,7 +44,13 @@ from keras_cnnclassics.training.data import (
     open_folder_data,
     replaced_files,
 )
-from keras_cnnclassics.training.distribute import check_distribute, data_parallel
+from keras_cnnclassics.training.datasets import is_dataset, load_dataset_data
+from keras_cnnclassics.training.distribute import (
+    check_distribute,
+    data_parallel,
+    epoch_callbacks,
+    join_processes,
+)
 from keras_cnnclassics.training.precision import dtype_policy, resolve_policy
 from keras_cnnclassics.training.report import (
     MAX_CONFUSION_CLASSES,
@@ -247,6 +253,8 @@ def load_data(cfg, channels):
     """The configured source, cut to ``cfg.limit`` images per split if set."""
     if cfg.data == DIGITS:
         data = load_digits_data(cfg.image_size, channels, cfg.val_split, cfg.seed)
+    elif is_dataset(cfg.data):
+        data = load_dataset_data(cfg.data, cfg.image_size, channels)
     else:
         data = open_folder_data(cfg.data, cfg.image_size, channels, cfg.val_split, cfg.seed)
     return limit_data(data, cfg.limit) if cfg.limit else data
@@ -281,11 +289,12 @@ def train(config: TrainConfig, *, resume=False, force=False, verbose=None, callb
     shape = input_shape_for(spec, cfg)
     options = model_options(spec, cfg)
     check_distribute(cfg.distribute)
+    processes = join_processes(cfg.distribute)  # before anything runs on a device
     policy, policy_reason = resolve_policy(cfg.mixed_precision)
     if resume and not cfg.output:
         raise ValueError("--resume needs --output RUN_FOLDER (the run to continue).")
     cfg = dataclasses.replace(cfg, output=os.path.abspath(cfg.output or default_output(spec.name)))
-    run = RunFolder(cfg.output)
+    run = RunFolder(cfg.output, writer=processes.writer)  # process 0 writes, the others train
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
     with run.locked():
         run.prepare(resume, force)
@@ -293,7 +302,7 @@ def train(config: TrainConfig, *, resume=False, force=False, verbose=None, callb
             cfg = _stored_config(run, cfg)
         keras.utils.set_random_seed(cfg.seed)
         data = load_data(cfg, shape[-1])
-        with data_parallel(cfg.distribute) as placement, dtype_policy(policy):
+        with data_parallel(cfg.distribute, processes) as placement, dtype_policy(policy):
             if cfg.batch_size % placement.num_devices:
                 raise ValueError(
                     f"batch size {cfg.batch_size} must be a multiple of the {placement.num_devices} "
@@ -329,7 +338,7 @@ def _train_in_scope(spec, cfg, run, data, shape, options, placement, policy, res
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
     }
-    if not resume:
+    if not resume and run.writer:
         run.write_json("config.json", info)
     _say(f"cnnclassics train {spec.name}: {info['model']['params']:,} params, input "
          f"{'x'.join(map(str, shape))}, {data.num_classes} classes, policy {policy[0]} "
@@ -339,7 +348,8 @@ def _train_in_scope(spec, cfg, run, data, shape, options, placement, policy, res
         _say(note)
     _say(f"run folder: {run.path}" + (f" (resuming after epoch {initial_epoch})" if resume else ""))
     title = f"{spec.name} on {os.path.basename(cfg.data)}"
-    callback = EpochEnd(run, export, data, preprocess, cfg.batch_size, schedule, state, title)
+    evaluator = placement.local_copy(export)  # export itself unless several processes train
+    callback = EpochEnd(run, evaluator, data, preprocess, cfg.batch_size, schedule, state, title)
     batches = TrainBatches(
         data.x_train, data.y_train, data.num_classes, cfg.batch_size, cfg.seed,
         start_step=initial_epoch * steps, augment=augmenter if augmenter else None,
@@ -347,12 +357,16 @@ def _train_in_scope(spec, cfg, run, data, shape, options, placement, policy, res
     )
     start = time.time()
     if initial_epoch < cfg.epochs:
-        model.fit(batches, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                  steps_per_epoch=steps, callbacks=[callback, *callbacks], verbose=verbose,
-                  shuffle=False)
+        model.fit(placement.feed(batches), epochs=cfg.epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=steps, callbacks=epoch_callbacks(placement, export, evaluator,
+                                                                   callback, *callbacks),
+                  verbose=verbose, shuffle=False)
     else:
         _say(f"run already complete ({cfg.epochs} epochs); re-evaluating the best model")
-    evaluation = final_evaluation(run, export, data, preprocess, cfg.batch_size, state, title)
+    if not run.writer:
+        _say(f"process {placement.processes.index}: done; process 0 writes {run.path}")
+        return TrainResult(run.path, state["history"], None, cfg, initial_epoch)
+    evaluation = final_evaluation(run, evaluator, data, preprocess, cfg.batch_size, state, title)
     replaced = replaced_files(data)
     if replaced:
         _say(f"{len(replaced)} image file(s) could not be decoded and were replaced by the next "

@@ -2,7 +2,8 @@
 
 A run folder's ``config.json`` tells the model's classes, input size and
 preprocessing, and how its validation split was drawn, so ``evaluate RUN``
-without ``--data`` scores exactly the images the run held out.
+without ``--data`` scores exactly the images the run held out (for a named
+dataset such as ``cifar10``: its official test split).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from keras_cnnclassics.training.data import (
     load_folder_images,
     load_image_file,
 )
+from keras_cnnclassics.training.datasets import dataset_images, is_dataset
 from keras_cnnclassics.training.engine import family_preprocess, predict_probs
 from keras_cnnclassics.training.report import classification_metrics
 
@@ -126,6 +128,12 @@ def _evaluation_images(trained, data, split):
     seed, val_split = config.get("seed", 0), config.get("val_split", 0.2)
     size, channels = trained.image_size, trained.channels
     limit = config.get("limit") or None  # the run validated on its first `limit` images
+    if is_dataset(data):  # its validation split is its official test split
+        x, y = dataset_images(data, size, channels, "test" if split == "validation" else "all")
+        if y.max() >= len(trained.class_names):
+            raise ValueError(f"{data} has {y.max() + 1} classes but the model has "
+                             f"{len(trained.class_names)} outputs: evaluate it on data of its classes.")
+        return (x[:limit], y[:limit], 0, split) if split == "validation" else (x, y, 0, split)
     if data == DIGITS:
         loaded = load_digits_data(size, channels, val_split, seed)
         if split == "validation":
@@ -143,7 +151,8 @@ def evaluate(source, data=None, split=None, batch_size=32, checkpoint="best") ->
     """Top-1/top-5/loss/confusion of a trained model on ``data``.
 
     ``split``: ``"validation"`` (default for the run's own data: its held-out
-    images) or ``"all"`` (default for other data).
+    images; a named dataset's official test split) or ``"all"`` (default for
+    other data; a named dataset's training and test images).
     """
     if split not in (None, "validation", "all"):
         raise ValueError(f"split must be 'validation' or 'all'; got {split!r}.")
