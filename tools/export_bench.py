@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Our ONNX files beside torchvision's own ``torch.onnx.export``: node counts and ONNX Runtime latency.
+"""Our exported files beside other exporters' of the same architecture: operator counts and latency.
 
     python tools/export_bench.py --models squeezenet1_1 googlenet resnet18 densenet121
+    python tools/export_bench.py --litert --threads 2 --models resnet50 densenet121 vgg16 resnet18
 
 A maintainer's tool (not part of the package). For each model, torchvision's
 network (random weights, random BatchNorm statistics, eval mode) is exported with
@@ -13,13 +14,23 @@ the PyTorch backend twice: the exporter's graph as written
 (CPU, batch 1, interleaved rounds; the median over rounds of the mean of each
 round's runs), and our lean file also in OpenCV's DNN module when installed.
 Prints a markdown table with the command, date, versions and CPU.
+
+``--litert`` compares LiteRT files instead, on the TensorFlow backend: our
+float32, float16 and int8 (uint8 input/output, calibrated on random images)
+``.tflite`` files of each model (random weights), and, where keras.applications
+has the architecture (ResNet-50, DenseNet-121, VGG-16, Inception v3), its own
+``model.export(format="litert")`` at batch 1. The files run in the LiteRT
+interpreter (``ai_edge_litert``, XNNPACK, batch 1, interleaved rounds); the
+table gives operator counts, the TRANSPOSE / CAST / DEQUANTIZE operators of the
+float32 files (none are needed there), where the float16 file's DEQUANTIZE
+operators read float16 weights, and each file's median latency with the spread
+(fastest - slowest round).
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ["KERAS_BACKEND"] = "torch"  # ONNX files are written on PyTorch: no worker process
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
@@ -38,6 +49,14 @@ import numpy as np  # noqa: E402
 TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
 MODELS = ("squeezenet1_1", "googlenet", "resnet18", "densenet121")
 VERSIONS = ("keras", "torch", "torchvision", "onnx", "onnxruntime", "onnxslim", "opencv-python-headless")
+LITERT_MODELS = ("resnet50", "densenet121", "vgg16", "squeezenet1_1", "googlenet", "resnet18")
+LITERT_VERSIONS = ("keras", "tensorflow-cpu", "ai-edge-litert")
+# keras.applications' constructor of the same architecture, where there is one.
+KERAS_APPLICATIONS = {"resnet50": "ResNet50", "densenet121": "DenseNet121", "vgg16": "VGG16",
+                      "inception_v3": "InceptionV3"}
+PRECISIONS = ("none", "float16", "int8")
+# Operators a float32 .tflite file of these networks never needs.
+REDUNDANT = ("TRANSPOSE", "CAST", "DEQUANTIZE")
 
 
 def torchvision_model(name):
@@ -166,6 +185,110 @@ def table(rows):
         )
     return "\n".join(lines)
 
+# ------------------------------------------------------------------ LiteRT
+
+
+def export_ours_tflite(name, size, path, quantize):
+    """Our .tflite file of ``name`` (random weights, seed 0); int8 calibrated on random images."""
+    from keras_cnnclassics.export import export_model
+
+    options = {"calibration": "random", "min_agreement": 0.0} if quantize == "int8" else {}
+    export_model(name, "tflite", path, input_shape=(size, size, 3), quantize=quantize, seed=0,
+                 verbose=0, **options)
+
+
+def export_keras_applications(name, size, path):
+    """keras.applications' network (random weights) through its own ``model.export(format="litert")``, batch 1."""
+    import keras
+    import tensorflow as tf
+
+    model = getattr(keras.applications, KERAS_APPLICATIONS[name])(weights=None, input_shape=(size, size, 3))
+    model.export(path, format="litert", verbose=False,
+                 input_signature=[tf.TensorSpec((1, size, size, 3), tf.float32)])
+
+
+def interpreter(path, threads):
+    """A LiteRT interpreter (default delegates: XNNPACK) on ``path`` and one random input of its type."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=path, num_threads=threads or os.cpu_count())
+    runner.allocate_tensors()
+    spec = runner.get_input_details()[0]
+    rng = np.random.default_rng(0)
+    if np.issubdtype(spec["dtype"], np.integer):
+        info = np.iinfo(spec["dtype"])
+        x = rng.integers(info.min, info.max, spec["shape"], endpoint=True).astype(spec["dtype"])
+    else:
+        x = rng.normal(size=spec["shape"]).astype(spec["dtype"])
+    runner.set_tensor(spec["index"], x)
+    runner.invoke()  # warm-up (XNNPACK packs the weights on the first run)
+    return runner
+
+
+def litert_latencies_ms(paths, rounds, runs, threads):
+    """Per file: (median, fastest, slowest) over ``rounds`` of the mean ms per run; the files take turns."""
+    runners = {key: interpreter(path, threads) for key, path in paths.items()}
+    times = {key: [] for key in paths}
+    for _ in range(rounds):
+        for key, runner in runners.items():
+            start = time.perf_counter()
+            for _ in range(runs):
+                runner.invoke()
+            times[key].append(1000 * (time.perf_counter() - start) / runs)
+    return {key: (statistics.median(v), min(v), max(v)) for key, v in times.items()}
+
+
+def measure_litert(name, size, folder, rounds, runs, threads):
+    """One LiteRT table row: operators and latencies of our three files (and keras.applications')."""
+    from keras_cnnclassics.export.tflite_graph import float16_weights, op_counts
+
+    paths = {q: os.path.join(folder, f"{name}-{q}.tflite") for q in PRECISIONS}
+    for quantize, path in paths.items():
+        export_ours_tflite(name, size, path, quantize)
+    if name in KERAS_APPLICATIONS:
+        paths["theirs"] = os.path.join(folder, f"{name}-keras-applications.tflite")
+        export_keras_applications(name, size, paths["theirs"])
+    return {
+        "model": name, "counts": {key: op_counts(path) for key, path in paths.items()},
+        "ms": litert_latencies_ms(paths, rounds, runs, threads),
+        "float16": float16_weights(paths["float16"]),
+        "mb": {key: os.path.getsize(path) / 1e6 for key, path in paths.items()},
+    }
+
+
+def ops_cell(counts):
+    """``total (TRANSPOSE n, ...)`` of a float32 file: the redundant operators it holds, or none."""
+    flagged = ", ".join(f"{op} {counts[op]}" for op in REDUNDANT if counts[op])
+    return f"{sum(counts.values())} ({flagged or 'no ' + '/'.join(REDUNDANT)})"
+
+
+def ms_cell(ms):
+    median, fastest, slowest = ms
+    return f"{median:.1f} ({fastest:.1f}-{slowest:.1f})"
+
+
+def litert_table(rows):
+    lines = [
+        "| model | keras.applications float32: ops | ours float32: ops | ours float16: DEQUANTIZE of float16 "
+        "weights / all, float32 weights | ms keras.applications float32 | ms ours float32 | speed ours vs "
+        "keras.applications | ms ours float16 | ms ours int8 | int8 speed-up vs float32 | MB float32 / "
+        "float16 / int8 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        counts, ms, half, mb = row["counts"], row["ms"], row["float16"], row["mb"]
+        theirs = "theirs" in ms
+        speed = f"{ms['theirs'][0] / ms['none'][0]:.2f}x" if theirs else "-"
+        lines.append(
+            f"| {row['model']} | {ops_cell(counts['theirs']) if theirs else '-'} | {ops_cell(counts['none'])} "
+            f"| {half['dequantize_of_float16_constants']} / {half['dequantize']}, {half['float32_constants']} "
+            f"| {ms_cell(ms['theirs']) if theirs else '-'} | {ms_cell(ms['none'])} "
+            f"| {speed} | {ms_cell(ms['float16'])} "
+            f"| {ms_cell(ms['int8'])} | {ms['none'][0] / ms['int8'][0]:.2f}x "
+            f"| {mb['none']:.1f} / {mb['float16']:.1f} / {mb['int8']:.1f} |"
+        )
+    return "\n".join(lines)
+
 
 def cpu_name():
     try:
@@ -176,9 +299,9 @@ def cpu_name():
         return platform.processor() or platform.machine()
 
 
-def versions():
+def versions(names=VERSIONS):
     found = []
-    for name in VERSIONS:
+    for name in names:
         try:
             found.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
@@ -188,26 +311,39 @@ def versions():
 
 def header(argv, args):
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
+    if args.litert:
+        setup = (
+            f"LiteRT interpreter (XNNPACK) with {args.threads or os.cpu_count()} thread(s), median (fastest-"
+            f"slowest) of {args.rounds} interleaved rounds x {args.runs} runs; random weights; int8: uint8 "
+            "input/output, calibrated on random images; speed = keras.applications file's ms / ours "
+            "(above 1: ours faster); int8 speed-up = our float32 ms / our int8 ms."
+        )
+    else:
+        setup = (
+            f"ONNX Runtime CPU with {args.threads or 'all'} thread(s), median of {args.rounds} rounds x "
+            f"{args.runs} runs; speed = torchvision file's ms / our lean file's ms (above 1: ours faster). "
+            "Our files end in a softmax; theirs give logits (compared after a softmax)."
+        )
     return "\n".join([
         f"`{shlex.join(['python', 'tools/export_bench.py', *argv])}`",
         "",
         f"{datetime.date.today().isoformat()}; {cpu_name()}; load average at start {load}; "
-        f"Python {platform.python_version()}; {versions()}.",
-        f"Input {args.image_size}x{args.image_size}, batch 1; ONNX Runtime CPU with "
-        f"{args.threads or 'all'} thread(s), median of {args.rounds} rounds x {args.runs} runs; speed "
-        "= torchvision file's ms / our lean file's ms (above 1: ours faster). Our files end in a "
-        "softmax; theirs give logits (compared after a softmax).",
+        f"Python {platform.python_version()}; {versions(LITERT_VERSIONS if args.litert else VERSIONS)}.",
+        f"Input {args.image_size}x{args.image_size}, batch 1; {setup}",
         "",
     ])
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), help="registry names with a torchvision reference")
+    parser.add_argument("--models", nargs="+", help="registry names (with a torchvision reference for ONNX); "
+                        f"default {' '.join(MODELS)}, with --litert {' '.join(LITERT_MODELS)}")
+    parser.add_argument("--litert", action="store_true",
+                        help="compare .tflite files in the LiteRT interpreter (against keras.applications')")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--runs", type=int, default=10, help="runs per round")
-    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+    parser.add_argument("--threads", type=int, default=0, help="runtime threads (0: all cores)")
     return parser
 
 
@@ -218,13 +354,17 @@ def check_arguments(args):
     if min(args.image_size, args.rounds, args.runs) <= 0 or args.threads < 0:
         raise ValueError("--image-size, --rounds and --runs must be positive, --threads >= 0.")
     for name in args.models:
-        if not (get_spec(name).reference or "").startswith("torchvision:"):
+        spec = get_spec(name)  # ValueError with the closest names
+        if not args.litert and not (spec.reference or "").startswith("torchvision:"):
             raise ValueError(f"{name} has no torchvision reference to compare with; choose e.g. {', '.join(MODELS)}.")
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.models = args.models or list(LITERT_MODELS if args.litert else MODELS)
+    # LiteRT files are written on TensorFlow, ONNX files on PyTorch: no worker process either way.
+    os.environ["KERAS_BACKEND"] = "tensorflow" if args.litert else "torch"
     try:
         check_arguments(args)
     except ValueError as err:
@@ -237,9 +377,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="export-bench-") as folder:
         for name in args.models:
             with silenced():  # the exporters' and converters' own lines
-                rows.append(measure(name, args.image_size, folder, args.rounds, args.runs, args.threads))
+                rows.append((measure_litert if args.litert else measure)(
+                    name, args.image_size, folder, args.rounds, args.runs, args.threads))
             print(f"{name}: measured", file=sys.stderr, flush=True)
-    print(table(rows), flush=True)
+    print((litert_table if args.litert else table)(rows), flush=True)
     return 0
 
 

@@ -32,19 +32,11 @@ def check_builtin_ops(path):
     builtin operators only (a mixed-precision graph, for instance, turns into
     Flex ops). Returns the sorted builtin operator names.
     """
-    from ai_edge_litert import schema_py_generated as schema
+    from keras_cnnclassics.export.tflite_graph import operator_names, read_model
 
-    with open(path, "rb") as f:
-        model = schema.ModelT.InitFromPackedBuf(f.read(), 0)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    builtin, foreign = set(), set()
-    for code in model.operatorCodes or []:
-        op = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if op == schema.BuiltinOperator.CUSTOM:
-            custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
-            foreign.add(custom)
-        else:
-            builtin.add(names.get(op, str(op)))
+    names = set(operator_names(read_model(path)))
+    foreign = {name.partition(":")[2] for name in names if name.startswith("CUSTOM:")}
+    builtin = names - {f"CUSTOM:{name}" for name in foreign}
     if foreign:
         raise ExportError(
             f"{path}: the file needs non-builtin operators {', '.join(sorted(foreign))} "
