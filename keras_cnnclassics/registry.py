@@ -110,8 +110,11 @@ class ModelSpec:
 
     def info(self) -> dict:
         """The public metadata as a plain dict (what ``model_info`` returns); ``weights``:
-        the published weight tags (:func:`keras_cnnclassics.pretrained.published_weights`)."""
+        the published weight tags (:func:`keras_cnnclassics.pretrained.published_weights`);
+        ``recipe``: the paper's CIFAR training recipe and reported test error, or None
+        (:mod:`keras_cnnclassics.training.recipes`)."""
         from keras_cnnclassics.pretrained import published_weights
+        from keras_cnnclassics.training.recipes import recipe_for  # a table, no Keras
 
         return {
             "name": self.name,
@@ -129,6 +132,7 @@ class ModelSpec:
             "options": dict(self.options),
             "notes": self.notes,
             "weights": published_weights(self.name),
+            "recipe": recipe_for(self.name),
         }
 
 

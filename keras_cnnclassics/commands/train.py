@@ -16,14 +16,14 @@ from keras_cnnclassics.training.datasets import is_dataset
 # flag -> (TrainConfig field, argparse keyword arguments)
 FLAGS = {
     "--data": ("data", {"metavar": "DIR|NAME", "help": "image folder (one subfolder per class), 'digits' (default) or cifar10, cifar100, mnist, fashion_mnist (keras.datasets: downloaded once into $KERAS_HOME/datasets, ~/.keras/datasets; validated on the official test split)"}),
-    "--epochs": ("epochs", {"type": int, "help": "epochs (default 20)"}),
-    "--batch-size": ("batch_size", {"type": int, "help": "global batch size (default 32)"}),
+    "--epochs": ("epochs", {"type": int, "help": "epochs (default 20, or the recipe's)"}),
+    "--batch-size": ("batch_size", {"type": int, "help": "global batch size (default 32, or the recipe's)"}),
     "--image-size": ("image_size", {"type": int, "help": "input height=width (default: the model's)"}),
     "--lr": ("lr", {"type": float, "help": "peak learning rate (default 0.05 sgd, 1e-3 adamw)"}),
     "--optimizer": ("optimizer", {"choices": CHOICES["optimizer"], "help": "default sgd (momentum 0.9)"}),
-    "--schedule": ("schedule", {"choices": CHOICES["schedule"], "help": "default cosine; step: /10 at 50%% and 75%%"}),
+    "--schedule": ("schedule", {"choices": CHOICES["schedule"], "help": "default cosine; step: /10 at 50%% and 75%%; piecewise: a paper recipe's milestones"}),
     "--warmup-epochs": ("warmup_epochs", {"type": float, "help": "linear warm-up epochs (default 1; 0 for --epochs 1)"}),
-    "--label-smoothing": ("label_smoothing", {"type": float, "help": "default 0.1"}),
+    "--label-smoothing": ("label_smoothing", {"type": float, "help": "default 0.1 (0 under --recipe paper)"}),
     "--weight-decay": ("weight_decay", {"type": float, "help": "default 5e-4 sgd, 0.05 adamw"}),
     "--val-split": ("val_split", {"type": float, "help": "held-out fraction of digits or a folder (default 0.2)"}),
     "--augment": ("augment", {"choices": CHOICES["augment"], "help": "default none for digits and mnist, basic otherwise"}),
@@ -32,6 +32,7 @@ FLAGS = {
     "--distribute": ("distribute", {"choices": CHOICES["distribute"], "help": "default none"}),
     "--output": ("output", {"metavar": "RUN", "help": "run folder (default runs/<model>-<timestamp>)"}),
     "--seed": ("seed", {"type": int, "help": "default 0"}),
+    "--recipe": ("recipe", {"choices": CHOICES["recipe"], "help": "paper: the model's CIFAR training recipe from its paper (optimizer, batch, lr schedule, weight decay, epochs, augmentation; see model_info(name)['recipe']); flags given explicitly win over it"}),
     "--limit": ("limit", {"type": int, "metavar": "N", "help": "at most N training and N validation images (quick trials)"}),
 }
 

@@ -47,6 +47,7 @@ class Dataset:
     channels: int
     size: int
     class_names: tuple
+    train_size: int
     augment: str = "basic"  # the default --augment: "none" where a flip makes another class
 
 
@@ -68,18 +69,20 @@ DATASETS = {
         "cifar10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
         ("cifar-10-batches-py-target_archive (the .tar.gz renamed)",), 3, 32,
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        50000,
     ),
     "cifar100": Dataset(
         "cifar100", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
         ("cifar-100-python-target_archive (the .tar.gz renamed)",), 3, 32, tuple(CIFAR100_CLASSES),
+        50000,
     ),
     "mnist": Dataset("mnist", _KERAS_DATASETS + "mnist.npz", ("mnist.npz",), 1, 28,
-                     tuple(str(d) for d in range(10)), augment="none"),
+                     tuple(str(d) for d in range(10)), 60000, augment="none"),
     "fashion_mnist": Dataset(
         "fashion_mnist", _KERAS_DATASETS,
         tuple(f"fashion-mnist/{f}" for f in _FASHION_FILES), 1, 28,
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-         "Bag", "Ankle boot"),
+         "Bag", "Ankle boot"), 60000,
     ),
 }
 

@@ -59,7 +59,7 @@ from keras_cnnclassics.training.report import (
     plot_curves,
 )
 from keras_cnnclassics.training.runfolder import RunFolder
-from keras_cnnclassics.training.schedules import WarmupSchedule
+from keras_cnnclassics.training.schedules import schedule_for
 
 __all__ = ["train", "TrainResult", "predict_probs", "family_preprocess", "default_output"]
 
@@ -162,15 +162,10 @@ def build_training_model(spec, cfg, data, shape, options):
 
 def compile_model(model, cfg, steps_per_epoch):
     """SGD (momentum 0.9) or AdamW with the warm-up schedule; label-smoothed CE."""
-    schedule = WarmupSchedule(
-        cfg.lr,
-        total_steps=cfg.epochs * steps_per_epoch,
-        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
-        kind=cfg.schedule,
-        milestones=STEP_MILESTONES,
-    )
+    schedule = schedule_for(cfg, steps_per_epoch, STEP_MILESTONES)
     if cfg.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=cfg.weight_decay)
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=cfg.nesterov,
+                                         weight_decay=cfg.weight_decay)
     else:
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
     # Decay weights only (not biases, BN's gamma/beta), as in the common recipes.

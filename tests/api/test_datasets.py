@@ -158,6 +158,7 @@ def test_rgb_becomes_grey_with_the_bt601_weights():
     assert (grey == round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)).all()
 
 
+@pytest.mark.slow  # ~11 s: one backend per run in the default tier
 def test_fashion_mnist_trains_lenet5_and_evaluates_from_the_command_line(keras_home, tmp_path, capsys):
     arrays = make_fashion_mnist(keras_home)
     run = tmp_path / "run"
