@@ -1,4 +1,6 @@
-"""``--distribute data-parallel``: one model replica per local device.
+"""``--distribute data-parallel``: one model replica per device, in one process or several.
+
+One process:
 
 * JAX: ``keras.distribution.DataParallel`` over ``keras.distribution.list_devices()``
   (Keras 3.15 implements ``keras.distribution`` on JAX only). Every batch is
@@ -12,40 +14,98 @@
   backend, and Keras' torch trainer does not wrap ``DistributedDataParallel``);
   ``data-parallel`` is refused with that explanation.
 
-Multi-host (JAX): run the same program on every host with
-``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (the coordinator's ``host:port``),
-``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID`` set;
-:func:`data_parallel` then calls ``keras.distribution.initialize()`` and
-``list_devices()`` returns every host's devices; each process feeds its slice of
-every global batch (``TrainBatches(shard=(process_id, num_processes))``).
+Several processes (one machine or several): start the same training in every
+process with ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (``host:port`` of every
+process, process 0's first; JAX only needs process 0's),
+``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID`` set
+(``cnnclassics train ... --processes N`` does that on one machine, see
+:mod:`.launch`). :func:`join_processes` connects them before the backend runs
+anything:
+
+* JAX: ``jax.distributed.initialize`` (what ``keras.distribution.initialize``
+  calls, here with bounded timeouts), with Gloo collectives on CPU; then
+  ``DataParallel`` spans every process's devices and each process feeds its
+  slice of every global batch (``TrainBatches(shard=(process, processes))``,
+  ``auto_shard_dataset=False``).
+* TensorFlow: ``tf.distribute.MultiWorkerMirroredStrategy`` from ``TF_CONFIG``
+  (written from the variables above when it is not set); each worker feeds its
+  slice through ``distribute_datasets_from_function``.
+
+Process 0 owns the run folder (lock, config, checkpoints, plots, evaluation) and
+validates on a local copy of the model after every epoch; the other processes
+train without writing. For ``--resume`` every process reads the run folder
+(a shared folder when the processes run on several machines). A process that
+stops (crash, SIGKILL) stops the others after ``CNNCLASSICS_PROCESS_TIMEOUT``
+seconds (default 60) of silence, with the backend's message naming it, instead
+of leaving them waiting forever.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 
 import keras
 
-__all__ = ["Placement", "data_parallel", "check_distribute"]
+__all__ = ["Placement", "Processes", "data_parallel", "check_distribute", "join_processes",
+           "processes_from_env"]
 
-MULTI_HOST_ENV = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+ADDRESSES_ENV = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
+COUNT_ENV = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+INDEX_ENV = "KERAS_DISTRIBUTION_PROCESS_ID"
+MULTI_HOST_ENV = COUNT_ENV
+TIMEOUT_ENV = "CNNCLASSICS_PROCESS_TIMEOUT"
+DEFAULT_TIMEOUT = 60
 
 
-@dataclasses.dataclass
-class Placement:
-    """Where the run trains: ``mode``, device count, device names, process shard."""
+@dataclasses.dataclass(frozen=True)
+class Processes:
+    """This process's place in a run: ``index`` of ``count`` processes, the
+    ``addresses`` (``host:port``, process 0's first) and the timeout in seconds."""
 
-    mode: str = "none"
-    num_devices: int = 1
-    devices: tuple = ()
-    shard: tuple = (0, 1)
+    index: int = 0
+    count: int = 1
+    addresses: tuple = ()
+    timeout: int = DEFAULT_TIMEOUT
 
-    def describe(self) -> str:
-        if self.mode == "none":
-            return "single device"
-        return f"data-parallel over {self.num_devices} device(s): {', '.join(self.devices)}"
+    @property
+    def writer(self) -> bool:
+        """Process 0 writes the run folder; the others only train."""
+        return self.index == 0
+
+    @property
+    def shard(self) -> tuple:
+        return (self.index, self.count)
+
+
+_JOINED = {}  # backend -> (Processes, TensorFlow strategy or None): joined once per process
+
+
+def _env_int(name, value, minimum):
+    if not value.strip().isdigit() or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def processes_from_env(environ=None) -> Processes:
+    """The :class:`Processes` that the ``KERAS_DISTRIBUTION_*`` variables describe
+    (one process when they are not set); ValueError naming a bad or missing one."""
+    environ = os.environ if environ is None else environ
+    timeout = _env_int(TIMEOUT_ENV, environ.get(TIMEOUT_ENV, str(DEFAULT_TIMEOUT)), 1)
+    if not environ.get(COUNT_ENV):
+        return Processes(timeout=timeout)
+    count = _env_int(COUNT_ENV, environ[COUNT_ENV], 1)
+    missing = [n for n in (ADDRESSES_ENV, INDEX_ENV) if not environ.get(n)]
+    if missing and count > 1:
+        raise ValueError(f"{COUNT_ENV}={count} needs {' and '.join(missing)} set too "
+                         "(process 0's host:port; this process's number from 0).")
+    index = _env_int(INDEX_ENV, environ.get(INDEX_ENV, "0"), 0)
+    if index >= count:
+        raise ValueError(f"{INDEX_ENV}={index} must be below {COUNT_ENV}={count}.")
+    addresses = tuple(a.strip() for a in environ.get(ADDRESSES_ENV, "").split(",") if a.strip())
+    return Processes(index, count, addresses, timeout)
 
 
 def check_distribute(mode: str) -> None:
@@ -54,10 +114,168 @@ def check_distribute(mode: str) -> None:
         raise ValueError(
             "--distribute data-parallel is not supported on the PyTorch backend: Keras 3.15's "
             "keras.distribution is implemented for JAX only and its torch trainer does not "
-            "wrap DistributedDataParallel. Use KERAS_BACKEND=jax (keras.distribution."
-            "DataParallel) or KERAS_BACKEND=tensorflow (tf.distribute.MirroredStrategy), or "
-            "train on one device with --distribute none."
+            "wrap DistributedDataParallel (one process or several). Use KERAS_BACKEND=jax "
+            "(keras.distribution.DataParallel) or KERAS_BACKEND=tensorflow (tf.distribute "
+            "MirroredStrategy, MultiWorkerMirroredStrategy across processes), or train on one "
+            "device with --distribute none."
         )
+
+
+def join_processes(mode: str) -> Processes:
+    """Connect this process to the others of the run (a no-op for one process).
+
+    Must run before the backend touches a device: JAX refuses to join after its
+    first computation, and TensorFlow's collectives are set up at start-up.
+    """
+    processes = processes_from_env()
+    if processes.count == 1:
+        return processes
+    if mode != "data-parallel":
+        raise ValueError(f"{COUNT_ENV}={processes.count} is set: several processes train one model "
+                         f"with --distribute data-parallel only; pass it, or unset {COUNT_ENV}.")
+    check_distribute(mode)
+    backend = keras.backend.backend()
+    if backend in _JOINED:
+        if _JOINED[backend][0] != processes:
+            raise ValueError("this process already joined another multi-process run; start a new "
+                             "process for this one.")
+        return processes
+    strategy = _join_jax(processes) if backend == "jax" else _join_tensorflow(processes)
+    _JOINED[backend] = (processes, strategy)
+    return processes
+
+
+def _join_jax(processes):
+    import jax
+
+    if not processes.addresses:
+        raise ValueError(f"{ADDRESSES_ENV} must name process 0's host:port.")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            coordinator_address=processes.addresses[0], num_processes=processes.count,
+            process_id=processes.index, initialization_timeout=processes.timeout,
+            heartbeat_timeout_seconds=processes.timeout, shutdown_timeout_seconds=processes.timeout,
+        )
+    except RuntimeError as err:
+        if "must be called before" not in str(err):
+            raise
+        raise ValueError("JAX already ran a computation in this process; a multi-process run "
+                         "must join the others first: train in a fresh process.") from None
+    return None
+
+
+def tf_config(processes) -> dict:
+    """``TF_CONFIG`` for this worker from the ``KERAS_DISTRIBUTION_*`` variables."""
+    if len(processes.addresses) != processes.count:
+        raise ValueError(
+            f"TensorFlow needs every process's host:port in {ADDRESSES_ENV} ({processes.count} "
+            f"for {COUNT_ENV}={processes.count}; got {len(processes.addresses)}), or TF_CONFIG set."
+        )
+    return {"cluster": {"worker": list(processes.addresses)},
+            "task": {"type": "worker", "index": processes.index}}
+
+
+def _join_tensorflow(processes):
+    import tensorflow as tf
+
+    if not os.environ.get("TF_CONFIG"):
+        os.environ["TF_CONFIG"] = json.dumps(tf_config(processes))
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=processes.timeout)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+@dataclasses.dataclass
+class Placement:
+    """Where the run trains: ``mode``, device count, device names, processes."""
+
+    mode: str = "none"
+    num_devices: int = 1
+    devices: tuple = ()
+    processes: Processes = dataclasses.field(default_factory=Processes)
+    strategy: object = None
+
+    @property
+    def shard(self) -> tuple:
+        """This process's slice of every global batch: ``(index, count)``."""
+        return self.processes.shard
+
+    def describe(self) -> str:
+        if self.mode == "none":
+            return "single device"
+        where = f" in {self.processes.count} processes" if self.processes.count > 1 else ""
+        return f"data-parallel over {self.num_devices} device(s){where}: {', '.join(self.devices)}"
+
+    def local_copy(self, model):
+        """``model`` itself in one process; else a copy outside the distribution, on
+        which process 0 validates and saves without the other processes."""
+        if self.processes.count == 1 or not self.processes.writer:
+            return model
+        with self.local():
+            copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        return copy
+
+    def local(self):
+        """Context for process 0's own work (validation, evaluation) on the local copy."""
+        if self.processes.count == 1:
+            return contextlib.nullcontext()
+        return _outside_distribution(self.strategy)
+
+    def feed(self, batches):
+        """What ``fit`` reads: ``batches``; for TensorFlow workers, their own slices."""
+        if self.strategy is None:
+            return batches
+        return _worker_dataset(self.strategy, batches)
+
+
+class OnLocalCopy(keras.callbacks.Callback):
+    """Process 0's end of epoch in a multi-process run: copy the trained weights
+    into the local copy, then run ``callback`` (validation, saving) outside the
+    distribution, so that the other processes take no part."""
+
+    def __init__(self, placement, trained, copy, callback):
+        super().__init__()
+        self.placement, self.trained, self.copy, self.callback = placement, trained, copy, callback
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.callback.set_model(model)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.callback.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        _ = self.model  # on JAX this syncs the training state into the variables
+        self.copy.set_weights(self.trained.get_weights())
+        with self.placement.local():
+            self.callback.on_epoch_end(epoch, logs)
+
+
+def epoch_callbacks(placement, trained, copy, epoch_end, *callbacks) -> list:
+    """``fit``'s callbacks: process 0 runs ``epoch_end`` (on the local copy when there
+    are several processes); the other processes neither validate nor write."""
+    if not placement.processes.writer:
+        return list(callbacks)
+    if copy is not trained:
+        epoch_end = OnLocalCopy(placement, trained, copy, epoch_end)
+    return [epoch_end, *callbacks]
+
+
+@contextlib.contextmanager
+def _outside_distribution(strategy):
+    if strategy is not None:  # TensorFlow: a fresh thread has no strategy scope
+        raise NotImplementedError
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
+def _worker_dataset(strategy, batches):
+    raise NotImplementedError
 
 
 def _tf_devices():
@@ -68,29 +286,34 @@ def _tf_devices():
 
 
 @contextlib.contextmanager
-def data_parallel(mode: str):
+def data_parallel(mode: str, processes: Processes | None = None):
     """Context in which to build, compile and fit; yields a :class:`Placement`."""
     check_distribute(mode)
+    processes = processes or Processes()
     if mode == "none":
-        yield Placement()
+        yield Placement(processes=processes)
         return
     backend = keras.backend.backend()
     if backend == "jax":
-        if os.environ.get(MULTI_HOST_ENV):
-            keras.distribution.initialize()
-        import jax
-
         devices = keras.distribution.list_devices()
         previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        keras.distribution.set_distribution(keras.distribution.DataParallel(
+            devices=devices, auto_shard_dataset=processes.count == 1))
         try:
-            yield Placement(mode, len(devices), tuple(devices), (jax.process_index(), jax.process_count()))
+            yield Placement(mode, len(devices), tuple(devices), processes)
         finally:
             keras.distribution.set_distribution(previous)
         return
     import tensorflow as tf
 
+    joined = _JOINED.get("tensorflow")
+    if processes.count > 1 and joined:
+        strategy = joined[1]
+        with strategy.scope():
+            yield Placement(mode, strategy.num_replicas_in_sync, (f"{processes.count} workers",),
+                            processes, strategy)
+        return
     devices = _tf_devices()
     strategy = tf.distribute.MirroredStrategy(devices=devices)
     with strategy.scope():
-        yield Placement(mode, strategy.num_replicas_in_sync, tuple(devices))
+        yield Placement(mode, strategy.num_replicas_in_sync, tuple(devices), processes)

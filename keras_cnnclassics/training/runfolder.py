@@ -25,6 +25,11 @@ macOS, ``msvcrt.locking`` on Windows): a second training on the same folder is
 refused with the holder's PID; the lock dies with its process (SIGKILL
 included), so there is never a stale lock to clean up. Where neither call
 exists the PID file is informative only.
+
+In a multi-process run only process 0 opens the folder with ``writer=True``:
+it holds the lock and writes every file; the other processes open it with
+``writer=False``, which neither locks, creates nor writes (they read it for
+``--resume`` only).
 """
 
 from __future__ import annotations
@@ -65,10 +70,12 @@ class SaveError(OSError):
 
 
 class RunFolder:
-    """A run folder at ``path`` (see the module docstring for its contents)."""
+    """A run folder at ``path`` (see the module docstring for its contents); ``writer``
+    False for the processes of a multi-process run other than process 0."""
 
-    def __init__(self, path):
+    def __init__(self, path, writer=True):
         self.path = os.path.abspath(os.fspath(path))
+        self.writer = writer
         self._lock_fd = None
 
     def file(self, name) -> str:
@@ -88,8 +95,11 @@ class RunFolder:
 
         A folder this call created is removed again if the block fails leaving nothing
         in it but the lock (a run refused or failed before its first file): no empty run
-        folders are left behind by bad options or data.
+        folders are left behind by bad options or data. A reader holds nothing.
         """
+        if not self.writer:
+            yield self
+            return
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise FileExistsError(f"run folder {self.path} is a file; choose another --output.")
         created = not os.path.exists(self.path)
@@ -119,6 +129,8 @@ class RunFolder:
         """Refuse to overwrite a previous run unless ``resume`` or ``force``."""
         if resume and force:
             raise ValueError("--resume and --force exclude each other.")
+        if not self.writer and not resume:
+            return  # process 0 checks (and clears, with force) the folder
         if resume:
             if not self.exists("config.json"):
                 raise FileNotFoundError(
@@ -142,6 +154,8 @@ class RunFolder:
     @contextlib.contextmanager
     def writing(self, name):
         """Yield a temporary path; it replaces ``name`` only if the block succeeds."""
+        if not self.writer:
+            raise RuntimeError(f"this process does not write {self.path} (process 0 does).")
         try:
             with atomic_path(self.file(name), overwrite=True) as tmp:
                 os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; run files are ordinary files
