@@ -54,6 +54,9 @@ def register(subparsers):
                         help="family option, e.g. --option aux_logits=false (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output")
     parser.add_argument("--force", action="store_true", help="replace the run in --output")
+    parser.add_argument("--processes", type=int, metavar="N",
+                        help="with --distribute data-parallel: train in N processes on this machine "
+                        "(127.0.0.1), process 0 writing the run folder")
     parser.set_defaults(func=run, backend_modules=image_decoder)
 
 
@@ -100,5 +103,9 @@ def config_from_args(args) -> TrainConfig:
 def run(args):
     from keras_cnnclassics.training import train
 
+    if args.processes is not None and args.processes != 1:
+        from keras_cnnclassics.training.launch import launch_local
+
+        return launch_local(args, FLAGS, args.processes)
     train(config_from_args(args), resume=args.resume, force=args.force)
     return 0
