@@ -133,8 +133,8 @@ class TrainConfig:
         _check_str("data", self.data)
         if not _named(self.data) and not os.path.isdir(self.data):
             raise ValueError(
-                f"--data must be 'digits', a dataset name ({', '.join(DATASETS)}) or an existing "
-                f"image folder (one subfolder per class); {self.data!r} is none of these."
+                f"--data must be 'digits' or an existing image folder (one subfolder per class) "
+                f"or a dataset name ({', '.join(DATASETS)}); {self.data!r} is none of these."
             )
         for key in ("epochs", "batch_size"):
             if getattr(self, key) is not None:

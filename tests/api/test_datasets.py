@@ -177,6 +177,7 @@ def test_fashion_mnist_trains_lenet5_and_evaluates_from_the_command_line(keras_h
     assert everything["images"] == len(arrays["train"][1]) + TEST_IMAGES
 
 
+@pytest.mark.slow  # ~10 s: one backend per run in the default tier
 def test_cifar10_trains_resnet20_through_the_python_api(keras_home, tmp_path):
     make_cifar10(keras_home)
     result = train(TrainConfig("resnet20", data="cifar10", epochs=1, limit=32, batch_size=16,
