@@ -6,7 +6,7 @@ import keras
 
 from keras_cnnclassics.export.litert import converter_options
 from keras_cnnclassics.export.model import clone
-from keras_cnnclassics.export.onnx_lean import lean_enabled, lean_onnx
+from keras_cnnclassics.export.onnx_lean import lean_onnx
 from keras_cnnclassics.export.options import INPUT_NAME
 
 
@@ -19,10 +19,11 @@ def grouped_conv_layer(layer):
     return None
 
 
-def write_native(model, fmt, path, batch, quantize="none", calibration=None, int8_io="float"):
+def write_native(model, fmt, path, batch, quantize="none", calibration=None, int8_io="float", lean=True):
     """Write ``path`` with Keras' exporter of the running backend (see ``writers.WRITER_BACKEND``).
 
-    An ONNX file is then made lean (:func:`~keras_cnnclassics.export.onnx_lean.lean_onnx`).
+    An ONNX file is then made lean (:func:`~keras_cnnclassics.export.onnx_lean.lean_onnx`)
+    when ``lean``.
     """
     shape = (batch, *model.input_shape[1:])
     backend = keras.backend.backend()
@@ -39,5 +40,5 @@ def write_native(model, fmt, path, batch, quantize="none", calibration=None, int
         model.export(path, format="litert", input_signature=signature, verbose=False, **options)
     else:
         model.export(path, format="onnx", input_signature=signature, verbose=False)
-        if lean_enabled():
+        if lean:
             lean_onnx(path)

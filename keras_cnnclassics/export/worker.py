@@ -50,7 +50,7 @@ class Worker:
     def alive(self):
         return self.proc.poll() is None
 
-    def write(self, model, fmt, path, batch, quantize, calibration, int8_io):
+    def write(self, model, fmt, path, batch, quantize, calibration, int8_io, lean=True):
         with tempfile.TemporaryDirectory(prefix="cnnclassics-export-") as tmp:
             model_path = os.path.join(tmp, "model.keras")
             model.save(model_path)
@@ -59,7 +59,7 @@ class Worker:
                 calib_path = os.path.join(tmp, "calibration.npy")
                 np.save(calib_path, calibration)
             job = {"model": model_path, "format": fmt, "path": path, "batch": batch,
-                   "quantize": quantize, "calibration": calib_path, "int8_io": int8_io}
+                   "quantize": quantize, "calibration": calib_path, "int8_io": int8_io, "lean": lean}
             try:
                 self.send.write(json.dumps(job) + "\n")
                 self.send.flush()
@@ -123,7 +123,7 @@ def main():
                 calibration = np.load(job["calibration"]) if job["calibration"] else None
                 with deep_graph_recursion():  # tracing a 1,000-layer network recurses as deep
                     write_native(model, job["format"], job["path"], job["batch"], job["quantize"],
-                                 calibration, job["int8_io"])
+                                 calibration, job["int8_io"], job["lean"])
                 reply = {"ok": True}
             except Exception as err:  # reported to the parent, which raises
                 traceback.print_exc()

@@ -15,18 +15,26 @@ import importlib.util
 import keras
 
 from keras_cnnclassics.export.native import write_native
+from keras_cnnclassics.export.onnx_lean import lean_enabled
 from keras_cnnclassics.export.worker import worker
 
 # The Keras backend whose exporter writes each format.
 WRITER_BACKEND = {"onnx": "torch", "tflite": "tensorflow"}
 BACKEND_TITLE = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+# What runs after the exporter when an ONNX file is made lean (keras_cnnclassics.export.onnx_lean).
+LEAN_STEP = "made lean (ONNX Runtime's offline optimisation, onnxslim)"
+
+
+def torch_installed():
+    """Whether torch can be imported here (ONNX files are then written on the PyTorch backend)."""
+    return importlib.util.find_spec("torch") is not None
 
 
 def writer_backend(fmt):
     """The backend that writes ``fmt`` here, with the reason when it is not the active one."""
     active = keras.backend.backend()
     wanted = WRITER_BACKEND[fmt]
-    if fmt == "onnx" and importlib.util.find_spec("torch") is None:
+    if fmt == "onnx" and not torch_installed():
         wanted = "tensorflow"  # tf2onnx: correct, but memory-hungry for big models
     if active == wanted:
         return wanted, None
@@ -55,14 +63,22 @@ def write(model, request, path, calibration):
     """
     fmt = request.format
     native_quantize = request.quantize if fmt == "tflite" else "none"
+    lean = fmt == "onnx" and lean_enabled()
     backend, reason = writer_backend(fmt)
-    exporter = "model.export(format='litert')" if fmt == "tflite" else "model.export(format='onnx')"
+    arguments = (fmt, path, request.batch, native_quantize, calibration, request.int8_io, lean)
     if reason is None:
-        write_native(model, fmt, path, request.batch, native_quantize, calibration, request.int8_io)
-        return f"Keras {exporter} on the {BACKEND_TITLE[backend]} backend, in this process", None
-    worker(backend).write(model, fmt, path, request.batch, native_quantize, calibration, request.int8_io)
-    return (
-        f"Keras {exporter} on the {BACKEND_TITLE[backend]} backend in a worker process "
-        "(model rebuilt from its .keras file)",
-        reason,
-    )
+        write_native(model, *arguments)
+        where = "in this process"
+    else:
+        worker(backend).write(model, *arguments)
+        where = "in a worker process (model rebuilt from its .keras file)"
+    return writer_description(fmt, backend, where, lean), reason
+
+
+def writer_description(fmt, backend, where, lean):
+    """The report's "written by" line: the exporter, its backend, where it ran, and the lean step."""
+    if fmt == "tflite":
+        exporter = "model.export(format='litert')"
+    else:
+        exporter = "model.export(format='onnx')" + (" (tf2onnx)" if backend == "tensorflow" else "")
+    return f"Keras {exporter} on the {BACKEND_TITLE[backend]} backend, {where}" + (f", then {LEAN_STEP}" if lean else "")

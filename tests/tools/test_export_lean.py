@@ -1,4 +1,4 @@
-"""Lean ONNX exports (keras_cnnclassics.export.onnx_lean), and OpenCV's DNN module as a second runtime.
+"""Lean exports: ONNX (keras_cnnclassics.export.onnx_lean) and LiteRT files, and OpenCV's DNN module as a second runtime.
 
 Facts asserted on the float32 files of SqueezeNet 1.1, GoogLeNet and ResNet-18
 (64x64, 10 classes, BatchNorm with random statistics so that folding is
@@ -15,6 +15,11 @@ within the export's own float32 limit of the Keras outputs, max |diff| <=
 with OpenCV 5's classic engine (OpenCV 4's only one), within 1e-2 of ONNX
 Runtime on the same file; a dynamic-int8 file not at all (no
 DynamicQuantizeLinear / ConvInteger layer).
+
+Without torch, ONNX files come from tf2onnx on TensorFlow and go through the
+same lean step. LiteRT float32 files hold no TRANSPOSE, CAST or DEQUANTIZE; a
+float16 file keeps every weight in float16, each read by one DEQUANTIZE (the
+format's own), and computes in float32 (no float16 activation).
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import pytest
 
 import keras
 from keras_cnnclassics import cli, get_model
-from keras_cnnclassics.export import export_model, load_runtime
+from keras_cnnclassics.export import export_model, load_runtime, writers
 from keras_cnnclassics.export.onnx_lean import ENVIRONMENT_SWITCH, lean_enabled, lean_onnx
+from keras_cnnclassics.export.tflite_graph import float16_weights
+from keras_cnnclassics.export.tflite_graph import op_counts as tflite_op_counts
 from keras_cnnclassics.export.runtimes import run_batches
 from keras_cnnclassics.export.verify import check_in_runtime
 
@@ -118,6 +125,56 @@ def test_no_more_nodes_than_torchvisions_own_export(float32_export, tmp_path, na
     ours = op_counts(float32_export(name)[0])
     assert ours["Transpose"] == ours["Softmax"] == 1
     assert sum(ours.values()) - 2 <= sum(op_counts(str(theirs)).values())
+
+
+@pytest.mark.heavy("export-lean-tf2onnx")
+def test_tf2onnx_files_go_through_the_lean_step_too(monkeypatch, tmp_path, images):
+    """Without torch, tf2onnx on TensorFlow writes the file (here or in a worker); it is made
+    lean like the PyTorch exporter's: the same operators, plus one Squeeze after the pool."""
+    monkeypatch.setattr(writers, "torch_installed", lambda: False)
+    keras.utils.set_random_seed(0)
+    model = random_batchnorm(get_model("resnet18", input_shape=(SIZE, SIZE, 3), classes=10))
+    report = export_model(model, "onnx", str(tmp_path / "resnet18.onnx"), verbose=False)
+    assert "(tf2onnx) on the TensorFlow backend" in report.writer
+    assert report.writer.endswith(f", then {writers.LEAN_STEP}")
+    counts = op_counts(report.output)
+    assert {op: counts[op] for op in NEVER if counts[op]} == {}
+    assert counts["Transpose"] == 1 and counts["Conv"] == 20
+    assert sum(counts.values()) <= NODE_CEILING["resnet18"] + 1
+    assert report.max_abs_diff <= 1e-4 * max(1.0, report.output_range)
+    reference = np.asarray(model.predict(images, verbose=0))
+    assert check_in_runtime(report.output, "opencv", images, reference)[2]
+
+
+@pytest.mark.heavy("export-lean-written-by")
+def test_written_by_names_the_lean_step_when_it_ran(monkeypatch, tmp_path):
+    """The switch reaches a worker process started before it was set (on TensorFlow and JAX)."""
+    model = get_model("lenet5")
+    lean = export_model(model, "onnx", str(tmp_path / "lean.onnx"), verbose=False)
+    monkeypatch.setenv(ENVIRONMENT_SWITCH, "0")
+    written = export_model(model, "onnx", str(tmp_path / "written.onnx"), verbose=False)
+    assert lean.writer == f"{written.writer}, then {writers.LEAN_STEP}"
+    assert sum(op_counts(written.output).values()) > sum(op_counts(lean.output).values())
+
+
+# ------------------------------------------------------------------ LiteRT files
+
+
+@pytest.mark.heavy("export-lean-litert")
+def test_litert_float_files_hold_no_redundant_operators_and_float16_weights(tmp_path):
+    keras.utils.set_random_seed(0)  # BatchNorm at its initial values: see float32_export
+    model = get_model("resnet18", input_shape=(SIZE, SIZE, 3), classes=10)
+    paths = {q: tmp_path / f"resnet18-{q}.tflite" for q in ("none", "float16")}
+    for quantize, path in paths.items():
+        export_model(model, "tflite", str(path), quantize=quantize, verbose=False)
+    single, half = tflite_op_counts(str(paths["none"])), tflite_op_counts(str(paths["float16"]))
+    assert {op: single[op] for op in ("TRANSPOSE", "CAST", "DEQUANTIZE", "QUANTIZE") if single[op]} == {}
+    assert single["CONV_2D"] == 20
+    weights = float16_weights(str(paths["float16"]))
+    assert weights["float16_constants"] >= 21  # every Conv and the Dense kernel
+    assert weights["float32_constants"] == weights["float16_activations"] == 0
+    assert half["DEQUANTIZE"] == weights["dequantize_of_float16_constants"] == weights["float16_constants"]
+    assert half - collections.Counter(DEQUANTIZE=half["DEQUANTIZE"]) == single
 
 
 # ------------------------------------------------------- OpenCV as a second runtime
