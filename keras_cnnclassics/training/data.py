@@ -286,13 +286,24 @@ class TrainBatches(keras.utils.PyDataset):
     def __getitem__(self, i):
         return self._read(i)
 
+    def augmented(self, images, step):
+        """This shard's ``images`` augmented as their rows of the whole global batch
+        are (the other rows are zeros): every process count gives the same batch."""
+        index, count = self.shard
+        if count == 1:
+            return self.augment(images, seed=(self.seed, step))
+        batch = np.zeros((self.batch_size, *images.shape[1:]), "float32")
+        rows = slice(index * len(images), (index + 1) * len(images))
+        batch[rows] = images
+        return self.augment(batch, seed=(self.seed, step))[rows]
+
     def batch(self, i):
         """Batch ``i`` of this stream (global step ``start_step + i``), computed."""
         step = self.start_step + i
         indices = self.batch_indices(step)
         images = self.x[indices].astype("float32")
         if self.augment is not None:
-            images = self.augment(images, seed=(self.seed, step))
+            images = self.augmented(images, step)
         images = to_model_layout(self.preprocess(images) if self.preprocess else images)
         target = one_hot(self.y[indices], self.num_classes)
         return images, (target,) * self.outputs if self.outputs > 1 else target

@@ -223,10 +223,15 @@ class Placement:
         return _outside_distribution(self.strategy)
 
     def feed(self, batches):
-        """What ``fit`` reads: ``batches``; for TensorFlow workers, their own slices."""
-        if self.strategy is None:
+        """What ``fit`` reads: ``batches`` (:class:`~.data.TrainBatches`, already this
+        process's shard); with several processes its augmentation runs outside the
+        distribution (a process's own work), and TensorFlow workers read it through
+        ``distribute_datasets_from_function``."""
+        if self.processes.count == 1:
             return batches
-        return _worker_dataset(self.strategy, batches)
+        if batches.augment is not None:
+            batches.augment = _outside(self.local, batches.augment)
+        return batches if self.strategy is None else _worker_dataset(self.strategy, batches)
 
 
 class OnLocalCopy(keras.callbacks.Callback):
@@ -272,6 +277,14 @@ def _outside_distribution(strategy):
         yield
     finally:
         keras.distribution.set_distribution(previous)
+
+
+def _outside(context, function):
+    def local_function(*args, **kwargs):
+        with context():
+            return function(*args, **kwargs)
+
+    return local_function
 
 
 def _worker_dataset(strategy, batches):
