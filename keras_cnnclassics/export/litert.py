@@ -4,6 +4,13 @@
 only (no Flex / SELECT_TF_OPS), with ``optimizations``,
 ``supported_types=[float16]``, or a representative dataset and
 ``TFLITE_BUILTINS_INT8`` for full-integer int8 (input/output ``uint8`` or float).
+
+A float16 file stores every weight in float16, each read by one ``DEQUANTIZE``
+operator that gives the float32 tensor the layer takes, and is marked
+``reduced_precision_support = fp16accfp32``: a runtime may compute in float16
+where the hardware has float16 arithmetic; XNNPACK on a CPU without it (x86
+without AVX512-FP16) dequantizes the weights once and computes in float32
+(see :mod:`~keras_cnnclassics.export.tflite_graph`).
 """
 
 from __future__ import annotations
