@@ -15,8 +15,8 @@ One process:
   ``data-parallel`` is refused with that explanation.
 
 Several processes (one machine or several): start the same training in every
-process with ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (``host:port`` of every
-process, process 0's first; JAX only needs process 0's),
+process with ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (process 0's
+``host:port``; a list of every process's, process 0's first, is accepted),
 ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID`` set
 (``cnnclassics train ... --processes N`` does that on one machine, see
 :mod:`.launch`). :func:`join_processes` connects them before the backend runs
@@ -27,9 +27,13 @@ anything:
   ``DataParallel`` spans every process's devices and each process feeds its
   slice of every global batch (``TrainBatches(shard=(process, processes))``,
   ``auto_shard_dataset=False``).
-* TensorFlow: ``tf.distribute.MultiWorkerMirroredStrategy`` from ``TF_CONFIG``
-  (written from the variables above when it is not set); each worker feeds its
-  slice through ``distribute_datasets_from_function``.
+* TensorFlow: refused (:data:`TF_MULTI_WORKER`): Keras 3.15's TensorFlow trainer
+  fails under ``tf.distribute.MultiWorkerMirroredStrategy`` (``TF_CONFIG``).
+  Before its first step ``fit`` reduces a batch with ``strategy.reduce`` over the
+  whole ``(x, y)`` structure, which the collective strategy cannot convert, and
+  every step it averages the scalar logs with ``strategy.reduce("MEAN", axis=0)``,
+  which has no axis 0 ("Invalid reduction dimension 0 for input with 0
+  dimensions"). One TensorFlow process over its own devices works.
 
 Process 0 owns the run folder (lock, config, checkpoints, plots, evaluation) and
 validates on a local copy of the model after every epoch; the other processes
@@ -44,13 +48,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
+import functools
 import os
 
 import keras
 
-__all__ = ["Placement", "Processes", "data_parallel", "check_distribute", "join_processes",
-           "processes_from_env"]
+__all__ = ["Placement", "Processes", "data_parallel", "check_distribute", "check_processes",
+           "join_processes", "processes_from_env"]
 
 ADDRESSES_ENV = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 COUNT_ENV = "KERAS_DISTRIBUTION_NUM_PROCESSES"
@@ -58,6 +62,14 @@ INDEX_ENV = "KERAS_DISTRIBUTION_PROCESS_ID"
 MULTI_HOST_ENV = COUNT_ENV
 TIMEOUT_ENV = "CNNCLASSICS_PROCESS_TIMEOUT"
 DEFAULT_TIMEOUT = 60
+TF_MULTI_WORKER = (
+    "--distribute data-parallel across processes is not supported on the TensorFlow backend: "
+    "Keras 3.15's TensorFlow trainer fails under tf.distribute.MultiWorkerMirroredStrategy "
+    "(model.fit reduces its first input batch with strategy.reduce over the (x, y) structure, "
+    "and averages each step's scalar logs with strategy.reduce('MEAN', axis=0)). Use "
+    "KERAS_BACKEND=jax for several processes, or one TensorFlow process over its own devices "
+    "(MirroredStrategy)."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +92,7 @@ class Processes:
         return (self.index, self.count)
 
 
-_JOINED = {}  # backend -> (Processes, TensorFlow strategy or None): joined once per process
+_JOINED = []  # the Processes this process joined (once per process)
 
 
 def _env_int(name, value, minimum):
@@ -115,9 +127,9 @@ def check_distribute(mode: str) -> None:
             "--distribute data-parallel is not supported on the PyTorch backend: Keras 3.15's "
             "keras.distribution is implemented for JAX only and its torch trainer does not "
             "wrap DistributedDataParallel (one process or several). Use KERAS_BACKEND=jax "
-            "(keras.distribution.DataParallel) or KERAS_BACKEND=tensorflow (tf.distribute "
-            "MirroredStrategy, MultiWorkerMirroredStrategy across processes), or train on one "
-            "device with --distribute none."
+            "(keras.distribution.DataParallel, one process or several) or KERAS_BACKEND="
+            "tensorflow (tf.distribute.MirroredStrategy, one process), or train on one device "
+            "with --distribute none."
         )
 
 
@@ -125,7 +137,7 @@ def join_processes(mode: str) -> Processes:
     """Connect this process to the others of the run (a no-op for one process).
 
     Must run before the backend touches a device: JAX refuses to join after its
-    first computation, and TensorFlow's collectives are set up at start-up.
+    first computation.
     """
     processes = processes_from_env()
     if processes.count == 1:
@@ -133,15 +145,14 @@ def join_processes(mode: str) -> Processes:
     if mode != "data-parallel":
         raise ValueError(f"{COUNT_ENV}={processes.count} is set: several processes train one model "
                          f"with --distribute data-parallel only; pass it, or unset {COUNT_ENV}.")
-    check_distribute(mode)
-    backend = keras.backend.backend()
-    if backend in _JOINED:
-        if _JOINED[backend][0] != processes:
+    check_processes(processes.count)
+    if _JOINED:
+        if _JOINED[0] != processes:
             raise ValueError("this process already joined another multi-process run; start a new "
                              "process for this one.")
         return processes
-    strategy = _join_jax(processes) if backend == "jax" else _join_tensorflow(processes)
-    _JOINED[backend] = (processes, strategy)
+    _join_jax(processes)
+    _JOINED.append(processes)
     return processes
 
 
@@ -162,27 +173,14 @@ def _join_jax(processes):
             raise
         raise ValueError("JAX already ran a computation in this process; a multi-process run "
                          "must join the others first: train in a fresh process.") from None
-    return None
 
 
-def tf_config(processes) -> dict:
-    """``TF_CONFIG`` for this worker from the ``KERAS_DISTRIBUTION_*`` variables."""
-    if len(processes.addresses) != processes.count:
-        raise ValueError(
-            f"TensorFlow needs every process's host:port in {ADDRESSES_ENV} ({processes.count} "
-            f"for {COUNT_ENV}={processes.count}; got {len(processes.addresses)}), or TF_CONFIG set."
-        )
-    return {"cluster": {"worker": list(processes.addresses)},
-            "task": {"type": "worker", "index": processes.index}}
-
-
-def _join_tensorflow(processes):
-    import tensorflow as tf
-
-    if not os.environ.get("TF_CONFIG"):
-        os.environ["TF_CONFIG"] = json.dumps(tf_config(processes))
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=processes.timeout)
-    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+def check_processes(count) -> None:
+    """Refuse ``count`` > 1 processes where Keras cannot train across processes."""
+    if count > 1:
+        check_distribute("data-parallel")
+        if keras.backend.backend() == "tensorflow":
+            raise ValueError(TF_MULTI_WORKER)
 
 
 @dataclasses.dataclass
@@ -193,7 +191,6 @@ class Placement:
     num_devices: int = 1
     devices: tuple = ()
     processes: Processes = dataclasses.field(default_factory=Processes)
-    strategy: object = None
 
     @property
     def shard(self) -> tuple:
@@ -207,31 +204,37 @@ class Placement:
         return f"data-parallel over {self.num_devices} device(s){where}: {', '.join(self.devices)}"
 
     def local_copy(self, model):
-        """``model`` itself in one process; else a copy outside the distribution, on
-        which process 0 validates and saves without the other processes."""
+        """``model`` itself in one process (and in processes other than 0); else a copy
+        outside the distribution, on which process 0 validates and saves alone."""
         if self.processes.count == 1 or not self.processes.writer:
             return model
-        with self.local():
-            copy = keras.models.clone_model(model)
-        copy.set_weights(model.get_weights())
-        return copy
 
-    def local(self):
-        """Context for process 0's own work (validation, evaluation) on the local copy."""
+        def clone():
+            copy = keras.models.clone_model(model)
+            copy.set_weights(model.get_weights())
+            return copy
+
+        return self.run_local(clone)
+
+    def run_local(self, function, *args, **kwargs):
+        """``function(*args, **kwargs)`` as this process's own work (validation,
+        evaluation, augmentation): with JAX's ``DataParallel`` unset for the call."""
         if self.processes.count == 1:
-            return contextlib.nullcontext()
-        return _outside_distribution(self.strategy)
+            return function(*args, **kwargs)
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(None)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            keras.distribution.set_distribution(previous)
 
     def feed(self, batches):
         """What ``fit`` reads: ``batches`` (:class:`~.data.TrainBatches`, already this
-        process's shard); with several processes its augmentation runs outside the
-        distribution (a process's own work), and TensorFlow workers read it through
-        ``distribute_datasets_from_function``."""
-        if self.processes.count == 1:
-            return batches
-        if batches.augment is not None:
-            batches.augment = _outside(self.local, batches.augment)
-        return batches if self.strategy is None else _worker_dataset(self.strategy, batches)
+        process's shard); with several processes its augmentation is the process's own
+        work, outside the distribution."""
+        if self.processes.count > 1 and batches.augment is not None:
+            batches.augment = functools.partial(self.run_local, batches.augment)
+        return batches
 
 
 class OnLocalCopy(keras.callbacks.Callback):
@@ -253,8 +256,7 @@ class OnLocalCopy(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         _ = self.model  # on JAX this syncs the training state into the variables
         self.copy.set_weights(self.trained.get_weights())
-        with self.placement.local():
-            self.callback.on_epoch_end(epoch, logs)
+        self.placement.run_local(self.callback.on_epoch_end, epoch, logs)
 
 
 def epoch_callbacks(placement, trained, copy, epoch_end, *callbacks) -> list:
@@ -265,30 +267,6 @@ def epoch_callbacks(placement, trained, copy, epoch_end, *callbacks) -> list:
     if copy is not trained:
         epoch_end = OnLocalCopy(placement, trained, copy, epoch_end)
     return [epoch_end, *callbacks]
-
-
-@contextlib.contextmanager
-def _outside_distribution(strategy):
-    if strategy is not None:  # TensorFlow: a fresh thread has no strategy scope
-        raise NotImplementedError
-    previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(None)
-    try:
-        yield
-    finally:
-        keras.distribution.set_distribution(previous)
-
-
-def _outside(context, function):
-    def local_function(*args, **kwargs):
-        with context():
-            return function(*args, **kwargs)
-
-    return local_function
-
-
-def _worker_dataset(strategy, batches):
-    raise NotImplementedError
 
 
 def _tf_devices():
@@ -319,13 +297,6 @@ def data_parallel(mode: str, processes: Processes | None = None):
         return
     import tensorflow as tf
 
-    joined = _JOINED.get("tensorflow")
-    if processes.count > 1 and joined:
-        strategy = joined[1]
-        with strategy.scope():
-            yield Placement(mode, strategy.num_replicas_in_sync, (f"{processes.count} workers",),
-                            processes, strategy)
-        return
     devices = _tf_devices()
     strategy = tf.distribute.MirroredStrategy(devices=devices)
     with strategy.scope():

@@ -361,8 +361,8 @@ def _train_in_scope(spec, cfg, run, data, shape, options, placement, policy, res
     if not run.writer:
         _say(f"process {placement.processes.index}: done; process 0 writes {run.path}")
         return TrainResult(run.path, state["history"], None, cfg, initial_epoch)
-    with placement.local():
-        evaluation = final_evaluation(run, evaluator, data, preprocess, cfg.batch_size, state, title)
+    evaluation = placement.run_local(final_evaluation, run, evaluator, data, preprocess,
+                                     cfg.batch_size, state, title)
     replaced = replaced_files(data)
     if replaced:
         _say(f"{len(replaced)} image file(s) could not be decoded and were replaced by the next "

@@ -31,6 +31,7 @@ from keras_cnnclassics.training.distribute import (
     ADDRESSES_ENV,
     COUNT_ENV,
     INDEX_ENV,
+    check_processes,
     processes_from_env,
 )
 
@@ -77,6 +78,7 @@ def _check(args, count):
     if processes_from_env().count > 1:
         raise ValueError(f"--processes starts the processes itself; unset {COUNT_ENV} (or start "
                          "each process yourself without --processes).")
+    check_processes(count)
 
 
 def _forward(stream, prefix):
@@ -88,7 +90,6 @@ def _forward(stream, prefix):
 def _start(argv, index, addresses, backend):
     env = {**os.environ, "KERAS_BACKEND": backend, ADDRESSES_ENV: ",".join(addresses),
            COUNT_ENV: str(len(addresses)), INDEX_ENV: str(index)}
-    env.pop("TF_CONFIG", None)  # written from the variables above
     command = [sys.executable, "-m", "keras_cnnclassics.cli", *argv]
     if index == 0:
         return subprocess.Popen(command, env=env), None
