@@ -103,14 +103,16 @@ def saved_weights(path):
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
-def single_process_weights(tmp_path):
+@pytest.fixture(scope="module")
+def single_process_weights(tmp_path_factory):
     """RUN trained in this process on one device: the reference."""
     class Keep(keras.callbacks.Callback):
         def on_train_end(self, logs=None):
             self.weights = self.model.get_weights()
 
     keep = Keep()
-    train(TrainConfig(output=str(tmp_path / "single"), **RUN), verbose=0, callbacks=[keep])
+    output = str(tmp_path_factory.mktemp("single") / "run")
+    train(TrainConfig(output=output, **RUN), verbose=0, callbacks=[keep])
     return keep.weights
 
 
@@ -187,7 +189,7 @@ def test_shards_of_a_streamed_folder_decode_only_their_files(tmp_path, monkeypat
 
 @needs_data_parallel
 @pytest.mark.timeout(300)
-def test_two_processes_train_what_one_trains(tmp_path):
+def test_two_processes_train_what_one_trains(tmp_path, single_process_weights):
     """``--processes 2``: process 0 alone writes the run folder; the model it saves is
     the one-process model (same global batch and seed)."""
     output = str(tmp_path / "run")
@@ -199,14 +201,13 @@ def test_two_processes_train_what_one_trains(tmp_path):
     assert "in 2 processes" in info["placement"]
     assert not os.path.exists(os.path.join(output, "history.csv.tmp"))
     model = keras.saving.load_model(os.path.join(output, "last.keras"))
-    reference = single_process_weights(tmp_path)
-    for got, expected in zip(model.get_weights(), reference, strict=True):
+    for got, expected in zip(model.get_weights(), single_process_weights, strict=True):
         np.testing.assert_allclose(got, expected, atol=TOLERANCE)
 
 
 @needs_data_parallel
 @pytest.mark.timeout(300)
-def test_two_processes_resume_and_agree(tmp_path):
+def test_two_processes_resume_and_agree(tmp_path, single_process_weights):
     """Stopped after epoch 1 and resumed: both processes end with identical weights,
     equal to an uninterrupted one-process run."""
     output = str(tmp_path / "run")
@@ -221,7 +222,7 @@ def test_two_processes_resume_and_agree(tmp_path):
     first, second = (saved_weights(tmp_path / f"weights-{i}.npz") for i in range(2))
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)  # every process holds the same model
-    for got, expected in zip(first, single_process_weights(tmp_path), strict=True):
+    for got, expected in zip(first, single_process_weights, strict=True):
         np.testing.assert_allclose(got, expected, atol=TOLERANCE)
 
 
