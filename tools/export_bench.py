@@ -240,7 +240,7 @@ def litert_latencies_ms(paths, rounds, runs, threads):
 
 def measure_litert(name, size, folder, rounds, runs, threads):
     """One LiteRT table row: operators and latencies of our three files (and keras.applications')."""
-    from keras_cnnclassics.export.tflite_graph import float16_weights, op_counts
+    from keras_cnnclassics.export.tflite_graph import float16_weights, float32_activations, op_counts
 
     paths = {q: os.path.join(folder, f"{name}-{q}.tflite") for q in PRECISIONS}
     for quantize, path in paths.items():
@@ -252,6 +252,7 @@ def measure_litert(name, size, folder, rounds, runs, threads):
         "model": name, "counts": {key: op_counts(path) for key, path in paths.items()},
         "ms": litert_latencies_ms(paths, rounds, runs, threads),
         "float16": float16_weights(paths["float16"]),
+        "int8_float32_activations": float32_activations(paths["int8"]),
         "mb": {key: os.path.getsize(path) / 1e6 for key, path in paths.items()},
     }
 
@@ -271,9 +272,9 @@ def litert_table(rows):
     lines = [
         "| model | keras.applications float32: ops | ours float32: ops | ours float16: DEQUANTIZE of float16 "
         "weights / all, float32 weights | ms keras.applications float32 | ms ours float32 | speed ours vs "
-        "keras.applications | ms ours float16 | ms ours int8 | int8 speed-up vs float32 | MB float32 / "
-        "float16 / int8 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "keras.applications | ms ours float16 | ms ours int8 | int8 speed-up vs float32 | int8: float32 "
+        "activations | MB float32 / float16 / int8 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         counts, ms, half, mb = row["counts"], row["ms"], row["float16"], row["mb"]
@@ -284,7 +285,7 @@ def litert_table(rows):
             f"| {half['dequantize_of_float16_constants']} / {half['dequantize']}, {half['float32_constants']} "
             f"| {ms_cell(ms['theirs']) if theirs else '-'} | {ms_cell(ms['none'])} "
             f"| {speed} | {ms_cell(ms['float16'])} "
-            f"| {ms_cell(ms['int8'])} | {ms['none'][0] / ms['int8'][0]:.2f}x "
+            f"| {ms_cell(ms['int8'])} | {ms['none'][0] / ms['int8'][0]:.2f}x | {row['int8_float32_activations']} "
             f"| {mb['none']:.1f} / {mb['float16']:.1f} / {mb['int8']:.1f} |"
         )
     return "\n".join(lines)

@@ -59,11 +59,7 @@ def float16_weights(path):
     model = read_model(path)
     graph, names = model.subgraphs[0], operator_names(model)
     tensors = graph.tensors or []
-
-    def constant(index):
-        buffer = model.buffers[tensors[index].buffer] if tensors[index].buffer else None
-        return buffer is not None and (buffer.data is not None and len(buffer.data) > 0 or bool(buffer.size))
-
+    constant = lambda index: _is_constant(model, tensors[index])  # noqa: E731
     half = [i for i, t in enumerate(tensors) if t.type == schema.TensorType.FLOAT16]
     single = [i for i, t in enumerate(tensors) if t.type == schema.TensorType.FLOAT32]
     dequantize = [op for op in graph.operators or [] if names[op.opcodeIndex] == "DEQUANTIZE"]
@@ -78,3 +74,25 @@ def float16_weights(path):
             for op in dequantize
         ),
     }
+
+
+def float32_activations(path):
+    """How many float32 tensors of the main subgraph are computed at run time (the input excluded).
+
+    Zero in a full-integer int8 file with uint8 input/output: no layer fell back to float.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = read_model(path)
+    graph = model.subgraphs[0]
+    inputs = set(graph.inputs or [])
+    return sum(
+        tensor.type == schema.TensorType.FLOAT32 and i not in inputs and not _is_constant(model, tensor)
+        for i, tensor in enumerate(graph.tensors or [])
+    )
+
+
+def _is_constant(model, tensor):
+    """Whether ``tensor`` holds data in the file (a weight), not a value computed at run time."""
+    buffer = model.buffers[tensor.buffer] if tensor.buffer else None
+    return buffer is not None and (buffer.data is not None and len(buffer.data) > 0 or bool(buffer.size))

@@ -20,6 +20,7 @@ from keras_cnnclassics import get_model
 from keras_cnnclassics.commands.export import tool_argv, tool_main
 from keras_cnnclassics.export import ExportError, check_builtin_ops, export_model, load_runtime, measure_file
 from keras_cnnclassics.export import pipeline, verify
+from keras_cnnclassics.export.tflite_graph import float32_activations
 from keras_cnnclassics.images import load_digits_data
 from keras_cnnclassics.registry import all_specs
 
@@ -150,6 +151,7 @@ def test_int8_on_digits_trained_lenet_keeps_its_answers(digits_lenet, tmp_path, 
     if io == "uint8":
         scale, zero = report.input_quantization
         assert scale == pytest.approx(1 / 255, rel=0.05) and zero == 0  # [0, 1] input, uint8
+        assert float32_activations(report.output) == 0  # every layer runs in int8, none in float
 
 
 @pytest.mark.heavy("export-digits-resnet20")
