@@ -69,7 +69,9 @@ RESUME_FREE = ("output",)
 
 @dataclasses.dataclass
 class TrainResult:
-    """What :func:`train` returns: the run folder, per-epoch history, final evaluation."""
+    """What :func:`train` returns: the run folder, per-epoch history, final evaluation
+    (history empty and evaluation None in the processes other than 0 of a multi-process
+    run: process 0 validates and evaluates)."""
 
     run_dir: str
     history: list
