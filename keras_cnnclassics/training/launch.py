@@ -72,13 +72,23 @@ def train_arguments(args, flags, output) -> list:
 def _check(args, count):
     if count < 1:
         raise ValueError(f"--processes must be an integer >= 1; got {count}.")
-    if args.distribute != "data-parallel":
+    if _distribute(args) != "data-parallel":
         raise ValueError(f"--processes {count} trains one model in {count} processes: add "
                          "--distribute data-parallel.")
     if processes_from_env().count > 1:
         raise ValueError(f"--processes starts the processes itself; unset {COUNT_ENV} (or start "
                          "each process yourself without --processes).")
     check_processes(count)
+
+
+def _distribute(args):
+    """``--distribute`` as given, or as the run to resume recorded it."""
+    stored = os.path.join(args.output or "", "config.json")
+    if args.distribute is None and args.resume and os.path.isfile(stored):
+        from keras_cnnclassics.training.runfolder import RunFolder
+
+        return RunFolder(args.output).read_config().distribute
+    return args.distribute
 
 
 def _forward(stream, prefix):
