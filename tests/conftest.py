@@ -6,12 +6,13 @@ backend in its own process (``python tests/run.py`` does that). Expensive cases 
 cost-balanced assignment that rotates from run to run), so across the three
 processes every sampled case runs once. Which cases are sampled depends on the tier:
 
-* default: cases marked ``slow`` or measured at ``SLOW_SECONDS`` or more in
-  ``sampled_costs.json`` (never the ``CONTRACT`` tests) run on one backend each;
-  cases marked ``heavy`` too, and only one of ``HEAVY_GROUPS`` cost-balanced groups
-  of them per run;
-* ``--full`` (``CNNCLASSICS_FULL=1``): every heavy case, each on one backend; all
-  other cases on every backend;
+* default: cases marked ``heavy`` or ``slow``, or measured at ``SLOW_SECONDS`` or
+  more in ``sampled_costs.json`` (never the ``CONTRACT`` tests), run on one backend
+  each, every run -- except the *sweep* (``heavy(..., sweep=True)``: the per-model
+  cases of the models outside ``model_cases.REPRESENTATIVES``), of which one of
+  ``SWEEP_GROUPS`` cost-balanced groups runs per run;
+* ``--full`` (``CNNCLASSICS_FULL=1``): every heavy case, sweep included, each on one
+  backend; all other cases on every backend;
 * ``--all-heavy`` (``CNNCLASSICS_ALL_HEAVY=1``): no sampling, everything runs here.
 
 The session header says which rotation this is and what runs where; the deselection
@@ -21,6 +22,7 @@ is reported in the summary, never silent.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -45,12 +47,13 @@ BACKENDS = sampling.BACKENDS
 # In the default tier an unmarked case measured at this many seconds or more (on its
 # slowest backend) runs on one backend per run, like a heavy one.
 SLOW_SECONDS = 20.0
-# The default tier runs one group of heavy cases per run, cycling through all in this
-# many runs; not a multiple of 3, so a case's group and backend cycle independently.
-HEAVY_GROUPS = 5
+# The default tier runs one group of the sweep per run, cycling through all in this
+# many runs; prime to 2 and 3, so a case's group and its backend (of 2 or 3) cycle
+# independently.
+SWEEP_GROUPS = 7
 # Every model's contract runs on every backend in every tier, however long it takes.
 CONTRACT = ("tests/models/test_constructor_contract.py::", "tests/models/test_every_model.py::test_parameter_count_is_exact[")
-assert HEAVY_GROUPS % 3 != 0
+assert math.gcd(SWEEP_GROUPS, 6) == 1
 SUMMARY_ENV = "CNNCLASSICS_TEST_SUMMARY"  # where tests/run.py asks for the JSON summary
 STATE = pytest.StashKey[dict]()
 
@@ -91,11 +94,12 @@ def pytest_report_header(config):
 
 
 def sampled_choices(item, full: bool, costs: dict) -> tuple[str, tuple, str] | None:
-    """``(key, backends, why)`` when ``item`` is sampled in this tier, else None."""
+    """``(key, backends, why)`` when ``item`` is sampled in this tier, else None; ``why``
+    is "sweep", "heavy", "slow" or "measured"."""
     marker = item.get_closest_marker("heavy")
     if marker is not None:
         key = marker.args[0] if marker.args else item.nodeid
-        return key, tuple(marker.kwargs.get("backends", BACKENDS)), "heavy"
+        return key, tuple(marker.kwargs.get("backends", BACKENDS)), "sweep" if marker.kwargs.get("sweep") else "heavy"
     if full:
         return None
     if item.get_closest_marker("slow") is not None:
@@ -108,7 +112,6 @@ def sampled_choices(item, full: bool, costs: dict) -> tuple[str, tuple, str] | N
 def pytest_collection_modifyitems(config, items):
     state, costs = config.stash[STATE], sampling.measured_costs()
     full, everything = config.getoption("--full"), config.getoption("--all-heavy")
-    group_now = state["turn"] % HEAVY_GROUPS
     backend, keep, drop = keras.backend.backend(), [], []
     for item in items:
         sampled = sampled_choices(item, full, costs)
@@ -116,11 +119,8 @@ def pytest_collection_modifyitems(config, items):
             keep.append(item)
             continue
         key, choices, why = sampled
-        group, runs_on = sampling.placement(key, state["turn"], HEAVY_GROUPS, choices)
-        if everything:
-            runs_on = backend
-        elif why == "heavy" and not full and group != group_now:
-            runs_on = f"another run (heavy group {group + 1} of {HEAVY_GROUPS})"
+        runs_on = backend if everything else sampling.runs_on(
+            key, state["turn"], SWEEP_GROUPS, choices, sweep=why == "sweep" and not full)
         state["sampled"][item.nodeid] = {"key": key, "backends": list(choices), "runs_on": runs_on, "why": why}
         (keep if runs_on == backend else drop).append(item)
     if drop:
@@ -137,7 +137,7 @@ def pytest_collection_finish(session):
     for case in state["sampled"].values():
         where.setdefault(case["runs_on"], {})[case["key"]] = sampling.cost(case["key"], costs)
     here = keras.backend.backend()
-    group = "" if session.config.getoption("--full") else f", heavy group {state['turn'] % HEAVY_GROUPS + 1} of {HEAVY_GROUPS}"
+    group = "" if session.config.getoption("--full") else f", sweep group {state['turn'] % SWEEP_GROUPS + 1} of {SWEEP_GROUPS}"
     lines = [f"sampled cases (rotation {state['turn']}{group}; seconds as measured in sampled_costs.json):"]
     for name, cases in sorted(where.items(), key=lambda kv: (kv[0] not in BACKENDS, kv[0])):
         lines.append(f"  {name}: {len(cases)} cases, ~{sum(cases.values()):.0f} s" + (" <- this run" if name == here else ""))

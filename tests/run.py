@@ -229,12 +229,14 @@ def record_costs(summaries: list[dict], path: str) -> None:
         for nodeid, seconds in (s.get("durations") or {}).items():
             case = sampled.get(nodeid, {"key": nodeid, "backends": list(BACKENDS), "why": ""})
             entry = measured.setdefault(case["key"], {"backends": case["backends"], "by_backend": {},
-                                                      "heavy": case["why"] == "heavy"})
+                                                      "heavy": case["why"] in ("heavy", "sweep"),
+                                                      "sweep": case["why"] == "sweep"})
             entry["by_backend"][s["backend"]] = entry["by_backend"].get(s["backend"], 0.0) + seconds
     for key, entry in measured.items():
         seconds = max(entry["by_backend"].values())
         if key in cases or entry["heavy"] or seconds >= SLOW_SECONDS:
-            cases[key] = {"seconds": round(seconds, 1), "backends": entry["backends"], "heavy": entry["heavy"]}
+            cases[key] = {"seconds": round(seconds, 1), "backends": entry["backends"], "heavy": entry["heavy"],
+                          "sweep": entry["sweep"]}
     payload = {"about": "seconds per sampled or slow test case on its slowest backend, written by "
                         "python tests/run.py --record-costs; read by tests/sampling.py",
                "cases": dict(sorted(cases.items()))}

@@ -2,13 +2,14 @@
 
 A *sampled* case runs on one Keras backend per run instead of all three. Each case has
 a place in a base plan, balanced by the seconds measured per case
-(``sampled_costs.json``): a backend and, for ``heavy`` cases, one of ``groups``
+(``sampled_costs.json``): a backend and, for *sweep* cases, one of ``groups``
 groups. A run's rotation number ``turn`` shifts every case to the backend ``turn``
 places further along its list, so consecutive rotations (0, 1, 2, ...) take each case
 to each of its backends within three runs, and the shift keeps the measured load as
-balanced as the base plan. The default tier runs the heavy cases of group
-``turn % groups`` only, so it meets every heavy case once in ``groups`` runs (and each
-of its backends within ``3 * groups``: ``groups`` is never a multiple of three).
+balanced as the base plan. Every sampled case but the sweep runs in every run of the
+default tier, so it meets each of its backends within three runs; the sweep runs
+group ``turn % groups`` only, so it meets every sweep case once in ``groups`` runs
+(and each of its backends within ``3 * groups``: ``groups`` is prime to 2 and 3).
 
 The rotation number comes from ``CNNCLASSICS_TEST_ROTATION`` when set (to repeat a
 run), else from the number of commits in the checkout (one more per commit), else
@@ -57,7 +58,7 @@ def _git(*args) -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def measured_costs(path: str = COSTS_FILE) -> dict:
-    """``{case key: {"seconds": s, "backends": [...], "heavy": bool}}`` ({} if no file)."""
+    """``{case key: {"seconds": s, "backends": [...], "heavy": bool, "sweep": bool}}`` ({} if no file)."""
     if not os.path.exists(path):
         return {}
     with open(path, encoding="utf-8") as handle:
@@ -75,25 +76,26 @@ def _choices(entry: dict) -> tuple:
 def base_plan(costs: dict, groups: int) -> dict[str, tuple[int | None, str]]:
     """Greedy longest-first balance at rotation 0: ``{key: (group or None, backend)}``.
 
-    Unmarked slow cases (group None) run in every run of the default tier: they are
-    placed first, by backend. Heavy cases then fill the least-loaded (group, backend).
+    Every case but the sweep (group None) runs in every run of the default tier; each
+    sweep case goes to the least-loaded group. Backends are balanced among the cases of
+    a group that share a list of backends, then among all that share it: such a set
+    moves together at each rotation, so its load stays as balanced in every rotation
+    as in this plan.
     """
-    load = {(g, b): 0.0 for g in range(groups) for b in BACKENDS}
+    by_group = [0.0] * groups
+    by_set = {}  # (backend list, group or "all", backend) -> seconds
     plan = {}
-    for heavy in (False, True):
-        keys = [k for k in costs if bool(costs[k].get("heavy")) == heavy]
-        for key in sorted(keys, key=lambda k: (-cost(k, costs), k)):
-            cells = [(g, b) for g in (range(groups) if heavy else (None,)) for b in _choices(costs[key])]
-            group, backend = min(cells, key=lambda c: (_cell_load(load, c, groups), c[0] or 0, BACKENDS.index(c[1])))
-            for g in (range(groups) if group is None else (group,)):
-                load[(g, backend)] += cost(key, costs)
-            plan[key] = (group, backend)
+    for key in sorted(costs, key=lambda k: (-cost(k, costs), k)):
+        choices, seconds = _choices(costs[key]), cost(key, costs)
+        group = min(range(groups), key=lambda g: (by_group[g], g)) if costs[key].get("sweep") else None
+        backend = min(choices, key=lambda b: (by_set.get((choices, group, b), 0.0),
+                                              by_set.get((choices, "all", b), 0.0), BACKENDS.index(b)))
+        for scope in (group, "all"):
+            by_set[(choices, scope, backend)] = by_set.get((choices, scope, backend), 0.0) + seconds
+        if group is not None:
+            by_group[group] += seconds
+        plan[key] = (group, backend)
     return plan
-
-
-def _cell_load(load, cell, groups) -> float:
-    group, backend = cell
-    return max(load[(g, backend)] for g in range(groups)) if group is None else load[cell]
 
 
 @functools.lru_cache(maxsize=None)
@@ -111,13 +113,23 @@ def placement(key: str, turn: int, groups: int, choices=BACKENDS, plan: dict | N
     return (digest % groups if group is None else group), choices[(start + turn) % len(choices)]
 
 
+def runs_on(key: str, turn: int, groups: int, choices=BACKENDS, sweep: bool = False,
+            plan: dict | None = None) -> str:
+    """The backend that runs sampled case ``key`` at rotation ``turn`` in a run that takes
+    one group of the sweep (a sweep case of another group says which run takes it)."""
+    group, backend = placement(key, turn, groups, choices, plan)
+    if sweep and group != turn % groups:
+        return f"another run (sweep group {group + 1} of {groups})"
+    return backend
+
+
 def loads(cases: dict[str, tuple], turn: int, groups: int, costs: dict, plan: dict,
-          heavy_group: int | None = None) -> dict[str, float]:
+          sweep_group: int | None = None) -> dict[str, float]:
     """Measured seconds per backend at rotation ``turn``; ``cases`` maps key -> choices.
-    With ``heavy_group``, heavy cases of other groups are left out (the default tier)."""
+    With ``sweep_group``, sweep cases of other groups are left out (the default tier)."""
     total = dict.fromkeys(BACKENDS, 0.0)
     for key, choices in cases.items():
         group, backend = placement(key, turn, groups, choices, plan)
-        if heavy_group is None or not costs.get(key, {}).get("heavy") or group == heavy_group:
+        if sweep_group is None or not costs.get(key, {}).get("sweep") or group == sweep_group:
             total[backend] += cost(key, costs)
     return total

@@ -6,7 +6,7 @@ import keras
 import keras_cnnclassics as kc
 from keras_cnnclassics.registry import all_specs
 
-from support.model_cases import EVERY_BACKEND
+from support.model_cases import EVERY_BACKEND, heavy
 
 
 def _stage_specs():
@@ -14,7 +14,7 @@ def _stage_specs():
         pytest.param(
             s,
             id=s.name,
-            marks=[] if s.name in EVERY_BACKEND and not s.heavy else [pytest.mark.heavy(f"features-{s.name}")],
+            marks=[] if s.name in EVERY_BACKEND and not s.heavy else [heavy(f"features-{s.name}", s.name)],
         )
         for s in all_specs()
         if s.feature_layers

@@ -21,6 +21,7 @@ from keras_cnnclassics.convert import state_dict_to_keras
 from keras_cnnclassics.layers import DropPath, GroupedConv2D, ZeroPadChannels
 from keras_cnnclassics.registry import all_specs, get_spec
 
+from support.model_cases import heavy
 from support.parity_tolerance import assert_logits_close, calibration_images, condition_batchnorm
 from support.reference import require, torch_logits, torch_reference, torchvision_models
 
@@ -97,7 +98,7 @@ def test_every_residual_model_has_a_reference_or_a_paper_count():
 @pytest.mark.parametrize(
     "spec",
     [
-        pytest.param(s, id=s.name, marks=pytest.mark.heavy(f"reference-count-{s.name}"))
+        pytest.param(s, id=s.name, marks=heavy(f"reference-count-{s.name}", s.name))
         for s in RESIDUAL
         if s.reference
     ],
@@ -116,7 +117,7 @@ def test_registered_count_equals_the_live_reference_model(spec):
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.heavy(f"paper-count-{n}")) for n in PAPER_COUNTS]
+    "name", [pytest.param(n, marks=heavy(f"paper-count-{n}", n)) for n in PAPER_COUNTS]
 )
 def test_cifar_counts_reproduce_the_papers(name):
     """Sampled: backend-independent arithmetic (test_every_model checks the count on every backend)."""

@@ -19,12 +19,27 @@ def small_input_shape(spec):
 
 
 # Models whose full forward/save/fit checks run on every backend; every other
-# model's run on one backend per CI run (sampled by name, see conftest.py), which
-# keeps the three-backend suite inside CI's time. Parameter counts and minimum
-# sizes are still checked for every model on every backend.
+# model's run on one backend per CI run (sampled, see conftest.py), which keeps the
+# three-backend suite inside CI's time. Parameter counts and minimum sizes are still
+# checked for every model on every backend.
 EVERY_BACKEND = frozenset({
     "lenet5", "lenet5_cs231n", "resnet20", "resnet18", "squeezenet1_1", "googlenet",
     "densenet_bc100_k12_cifar", "nin", "seresnet18", "resnext29_8x64d",
+})
+
+# One model per distinct construction -- each builder with each of its block types and
+# options (basic or bottleneck, grouped, squeeze-excitation,
+# wide, pre-activation, stochastic depth, DenseNet or DenseNet-BC, LRN and split
+# convolutions) -- at its smallest. Their per-model sampled cases (forward/save/fit,
+# contract, features, profile, conversion, export) run in every CI run, each on one
+# backend, rotating. The per-model cases of the other models repeat those checks at
+# other depths and widths of the same code: they form the *sweep*, which CI runs a
+# group at a time (conftest.SWEEP_GROUPS) and ``--full`` runs whole.
+REPRESENTATIVES = EVERY_BACKEND | frozenset({
+    "alexnet", "alexnet_original", "zfnet", "vgg11", "googlenet_original",
+    "inception_v3", "squeezenet1_0", "densenet121", "densenet40_k12_cifar", "fractalnet20",
+    "resnet50", "resnext50_32x4d", "seresnext26_32x4d",
+    "preact_resnet18", "preact_resnet50", "preact_resnet164", "resnet110_stochastic_depth", "wrn16_8",
 })
 
 
@@ -37,10 +52,12 @@ THOUSAND_LAYER_NETS = frozenset({"preact_resnet1001", "resnet1202"})
 
 
 def heavy(key, model_name):
-    """The ``heavy`` mark of a sampled case of ``model_name`` (see conftest.py)."""
+    """The ``heavy`` mark of a sampled per-model case of ``model_name`` (see conftest.py):
+    part of the sweep unless the model is one of the REPRESENTATIVES."""
+    options = {"sweep": model_name not in REPRESENTATIVES}
     if model_name in THOUSAND_LAYER_NETS:
-        return pytest.mark.heavy(key, backends=("torch", "tensorflow"))
-    return pytest.mark.heavy(key)
+        options["backends"] = ("torch", "tensorflow")
+    return pytest.mark.heavy(key, **options)
 
 
 def model_params(heavy_only=False):

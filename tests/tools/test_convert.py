@@ -6,11 +6,11 @@ the way its library publishes weights (torchvision ``.pth`` with DenseNet's lega
 names, timm ``.safetensors``), converted by the tool (which verifies itself against
 the reference library), loaded through ``weights=``, and compared on a batch of 2
 at the default resolution: every logit within 1e-4 (+ 1e-4 relative, see
-``parity_tolerance``). Each model's case runs on one backend per CI run
-(``heavy("convert-<name>")``, chosen by hash): the copy
-is numpy and identical everywhere, and 40 models at 224-299 px on three backends
-would not fit CI's time; ``CNNCLASSICS_ALL_HEAVY=1`` (README) runs every model on
-every backend. Then the reader's safety and error messages, ``--classes``,
+``parity_tolerance``). Each model's case is sampled (``heavy("convert-<name>")``,
+see ``model_cases.heavy``): it runs on one backend per run, and for the models
+outside ``model_cases.REPRESENTATIVES`` in one run of a few; the copy is numpy and
+identical everywhere, and 40 models at 224-299 px on three backends would not fit
+CI's time. ``CNNCLASSICS_ALL_HEAVY=1`` runs every model on every backend. Then the reader's safety and error messages, ``--classes``,
 ``--no-top``, ``decode_predictions`` and ``preprocess_input``.
 """
 
@@ -32,6 +32,7 @@ from keras_cnnclassics.checkpoints import read_checkpoint
 from keras_cnnclassics.convert import convert_checkpoint, family_mapping, head_layer, keras_name
 from keras_cnnclassics.registry import all_specs, get_spec
 
+from support.model_cases import heavy
 from support.parity_tolerance import assert_logits_close, condition_batchnorm
 from support.reference import require, torch_logits, torch_reference, torchvision_models
 
@@ -45,7 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def convert_cases():
     """Every model once per CI run (the copy is numpy; see the module docstring)."""
     for spec in CONVERTIBLE:
-        yield pytest.param(spec, id=spec.name, marks=pytest.mark.heavy(f"convert-{spec.name}"))
+        yield pytest.param(spec, id=spec.name, marks=heavy(f"convert-{spec.name}", spec.name))
 
 
 def conditioned_reference(reference, **kwargs):

@@ -6,7 +6,7 @@ GoogLeNet paper's arithmetic (1x1 reductions, global average pooling); exact
 equality with a multiply-add count taken by hooks on the torchvision/timm
 reference model. Profiling is symbolic and backend-independent (checked on every
 backend by the AlexNet and layer-zoo tests), so the per-registry-model cases are
-marked ``heavy("profile-<name>")``: each runs on one backend per CI run.
+marked ``heavy("profile-<name>")``: each is sampled (``model_cases.heavy``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from keras_cnnclassics import profiler, stats
 from keras_cnnclassics.cli import main as cli_main
 from keras_cnnclassics.registry import all_specs, get_spec
 
+from support.model_cases import heavy
 from support.reference import require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,8 +35,8 @@ MODEL_TABLE = os.path.join(ROOT, "docs", "models.md")
 
 
 def sampled(name, *values):
-    """A case that builds registry model ``name``, run on one backend per CI run."""
-    return pytest.param(name, *values, id=name, marks=[pytest.mark.heavy(f"profile-{name}")])
+    """A case that builds registry model ``name``, sampled (``model_cases.heavy``)."""
+    return pytest.param(name, *values, id=name, marks=[heavy(f"profile-{name}", name)])
 
 
 # --- CS231n lecture 9's AlexNet table (torchvision's 64-filter AlexNet at 3x227x227)

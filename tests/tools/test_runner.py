@@ -2,51 +2,95 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import venv
 
+import keras
 import pytest
 
 import run
 import sampling
-from conftest import HEAVY_GROUPS
+from conftest import SWEEP_GROUPS
+from support.model_cases import REPRESENTATIVES
 
 COSTS = sampling.measured_costs()
-PLAN = sampling.base_plan(COSTS, HEAVY_GROUPS)
+PLAN = sampling.base_plan(COSTS, SWEEP_GROUPS)
 CHOICES = {key: tuple(entry.get("backends") or sampling.BACKENDS) for key, entry in COSTS.items()}
-HEAVY = {key for key, entry in COSTS.items() if entry.get("heavy")}
+SWEEP = {key for key, entry in COSTS.items() if entry.get("sweep")}
+UNMEASURED = {"a-case-without-a-measured-cost": sampling.BACKENDS, "another-one": ("torch", "tensorflow")}
 
 
-def test_every_sampled_case_meets_each_of_its_backends_within_three_runs():
-    cases = {**CHOICES, "a-case-without-a-measured-cost": sampling.BACKENDS,
-             "another-one": ("torch", "tensorflow")}
-    for start in (0, 1, 739_949):
-        for key, choices in cases.items():
-            seen = {sampling.placement(key, turn, HEAVY_GROUPS, choices, PLAN)[1] for turn in range(start, start + 3)}
-            assert seen == set(choices), (key, start, seen)
+def _where(key, turns, sweep):
+    choices = CHOICES.get(key, UNMEASURED.get(key, sampling.BACKENDS))
+    return [sampling.runs_on(key, turn, SWEEP_GROUPS, choices, sweep, PLAN) for turn in turns], set(choices)
 
 
-def test_the_default_tier_meets_every_heavy_case_on_every_backend_in_three_rounds_of_groups():
-    for key in [*HEAVY, "a-heavy-case-without-a-measured-cost"]:
-        choices = CHOICES.get(key, sampling.BACKENDS)
-        runs = [turn for turn in range(HEAVY_GROUPS)
-                if sampling.placement(key, turn, HEAVY_GROUPS, choices, PLAN)[0] == turn % HEAVY_GROUPS]
-        assert len(runs) == 1, (key, runs)  # once in every HEAVY_GROUPS consecutive runs
-        seen = {sampling.placement(key, runs[0] + i * HEAVY_GROUPS, HEAVY_GROUPS, choices, PLAN)[1] for i in range(3)}
-        assert seen == set(choices), (key, seen)
+def test_every_sampled_case_but_the_sweep_meets_each_of_its_backends_within_three_runs():
+    assert len(set(CHOICES) - SWEEP) > 20, "tests/sampled_costs.json holds the measured sampled cases"
+    for start in (0, 1, 177, 739_949):
+        for key in [*(set(CHOICES) - SWEEP), *UNMEASURED]:
+            where, choices = _where(key, range(start, start + 3), sweep=False)
+            assert set(where) == choices, (key, start, where)
+
+
+def test_the_sweep_meets_each_case_once_in_a_group_of_runs_and_each_backend_in_three_groups():
+    assert len(SWEEP) > 20
+    for start in (0, 178):
+        for key in [*SWEEP, *UNMEASURED]:
+            where, choices = _where(key, range(start, start + 3 * SWEEP_GROUPS), sweep=True)
+            here = [w for w in where if w in sampling.BACKENDS]
+            assert set(here) == choices and len(here) == 3, (key, where)
+            for window in range(3):  # once in every SWEEP_GROUPS consecutive runs
+                runs = where[window * SWEEP_GROUPS:(window + 1) * SWEEP_GROUPS]
+                assert sum(w in sampling.BACKENDS for w in runs) == 1, (key, runs)
+            assert all(w.startswith("another run (sweep group ") for w in where if w not in sampling.BACKENDS)
 
 
 def test_the_measured_load_stays_balanced_in_every_rotation():
-    assert len(HEAVY) > 20, "tests/sampled_costs.json holds the measured heavy cases"
+    heavy = {key for key, entry in COSTS.items() if entry.get("heavy")}
     for turn in range(6):  # 2- and 3-backend cases repeat together every 6 runs
-        full = {key: CHOICES[key] for key in HEAVY}  # in the full tier only heavy cases are sampled
+        full = {key: CHOICES[key] for key in heavy}  # in the full tier only heavy cases are sampled
         # Even is 1/3 each. One 1,000-layer export (two backends only) is a large share of a
         # group, and the backends run one after the other, so the total matters more.
-        for cases, group in ((full, None), (CHOICES, turn % HEAVY_GROUPS)):  # full tier, default tier
-            loads = sampling.loads(cases, turn, HEAVY_GROUPS, COSTS, PLAN, group)
+        for cases, group in ((full, None), (CHOICES, turn % SWEEP_GROUPS)):  # full tier, default tier
+            loads = sampling.loads(cases, turn, SWEEP_GROUPS, COSTS, PLAN, group)
             assert max(loads.values()) < 0.5 * sum(loads.values()), (turn, group, loads)
+
+
+def _collect(turn, tmp_path):
+    """What ``pytest --collect-only`` selects and samples on this backend at rotation ``turn``."""
+    summary = tmp_path / f"summary-{turn}.json"
+    env = {**os.environ, sampling.ROTATION_ENV: str(turn), "CNNCLASSICS_TEST_SUMMARY": str(summary)}
+    env.pop("CNNCLASSICS_ALL_HEAVY", None), env.pop("CNNCLASSICS_FULL", None)
+    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                    "tests/api/test_features.py"], cwd=run.ROOT, env=env, capture_output=True, timeout=300, check=True)
+    with open(summary, encoding="utf-8") as handle:
+        return json.load(handle)["sampled"]
+
+
+def test_collection_runs_every_case_but_the_sweep_here_once_in_three_rotations(tmp_path):
+    """The default tier as collected: each non-sweep case of a file lands on this backend in
+    exactly one of three consecutive rotations; a sweep case in at most one."""
+    here = keras.backend.backend()
+    rotations = [_collect(turn, tmp_path) for turn in (176, 177, 178)]
+    kinds = {case["why"] for case in rotations[0].values()}
+    assert kinds == {"heavy", "sweep"}, kinds
+    for nodeid, case in rotations[0].items():
+        times_here = sum(r[nodeid]["runs_on"] == here for r in rotations)
+        if case["why"] == "heavy":
+            assert times_here == 1 and all(r[nodeid]["runs_on"] in sampling.BACKENDS for r in rotations), nodeid
+        else:
+            assert times_here <= 1, nodeid
+
+
+def test_docs_name_exactly_the_representatives():
+    with open(os.path.join(run.ROOT, "docs", "testing.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    listed = text.split("<!-- representatives:", 1)[1].split("-->", 1)[1].split("<!-- /representatives -->")[0]
+    assert sorted(name.strip() for name in listed.split(",")) == sorted(REPRESENTATIVES)
 
 
 def test_the_rotation_is_read_from_the_environment(monkeypatch):
